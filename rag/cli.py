@@ -1,0 +1,160 @@
+"""The `rag` command: parse, call one library function, print. Nothing else lives here.
+
+Every library error (RagError) becomes one French line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import click
+
+from rag.errors import RagError
+from rag.records import Answer
+from rag.settings import Settings, load_settings
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except RagError as exc:
+            click.echo(f"Erreur : {exc}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.option("--config", type=click.Path(path_type=Path), help="Fichier de réglages TOML.")
+@click.option("--llm", help="Modèle de langue (voir `rag models`).")
+@click.option("--embedder", help="Modèle d'embeddings (voir `rag models`).")
+@click.option("--seeds-dir", type=click.Path(path_type=Path), help="Dossier des articles.")
+@click.option("--index-dir", type=click.Path(path_type=Path), help="Dossier de l'index.")
+@click.option("--k", type=int, help="Nombre de passages donnés au modèle.")
+@click.option("--retrieval", type=click.Choice(["hybrid", "dense", "bm25"]), help="Mode de recherche.")
+@click.option("--threads", type=int, help="Threads CPU.")
+@click.pass_context
+def main(ctx: click.Context, config, **flags) -> None:
+    """Questions en français sur un corpus d'articles, réponses avec citations."""
+    ctx.obj = {"config": config, "flags": flags}
+
+
+def _settings(ctx: click.Context) -> Settings:
+    return load_settings(ctx.obj["config"], env=os.environ, **ctx.obj["flags"])
+
+
+def _check_models(settings: Settings) -> None:
+    """Unknown model names fail here, in one line, before the index or a model loads."""
+    from rag.models import get_spec
+
+    for name, role in ((settings.llm, "llm"), (settings.embedder, "embedding")):
+        if name != "fake":
+            get_spec(settings, name, role=role)
+
+
+def _log(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@main.command()
+@click.option("--rebuild", is_flag=True, help="Reconstruire même si l'index est à jour.")
+@click.pass_context
+def index(ctx: click.Context, rebuild: bool) -> None:
+    """Construire ou mettre à jour l'index à partir des articles."""
+    from rag.index import build_index, ensure_index
+
+    settings = _settings(ctx)
+    built = build_index(settings, log=_log) if rebuild else ensure_index(settings, rebuild=True, log=_log)
+    m = built.manifest
+    click.echo(f"Index prêt : {m['articles']} articles, {m['passages']} passages, "
+               f"embedder {m['embedder']} ({m['dim']} dimensions), construit le {m['built_at']}.")
+
+
+@main.command()
+@click.argument("question")
+@click.option("--rebuild", is_flag=True, help="Mettre l'index à jour s'il est périmé.")
+@click.option("--json", "as_json", is_flag=True, help="Sortie JSON.")
+@click.pass_context
+def ask(ctx: click.Context, question: str, rebuild: bool, as_json: bool) -> None:
+    """Poser une question et afficher la réponse et ses sources."""
+    from rag.index import ensure_index
+    from rag.pipeline import Pipeline, validate_question
+
+    settings = _settings(ctx)
+    question = validate_question(question, settings.max_question_chars)  # before any heavy work
+    _check_models(settings)
+    pipeline = Pipeline(settings, index=ensure_index(settings, rebuild=rebuild, log=_log), log=_log)
+    live = sys.stdout.isatty() and not as_json
+    answer, streamed = None, []
+    for event in pipeline.stream(question):
+        if isinstance(event, Answer):
+            answer = event
+        elif live:
+            streamed.append(event)
+            click.echo(event, nl=False)
+    if as_json:
+        click.echo(json.dumps(answer_json(answer), ensure_ascii=False, indent=1))
+        return
+    if live:  # the streamed text is on screen; repeat it only if the checks changed it
+        click.echo("")
+        same = "".join(streamed).strip() == answer.text
+        click.echo(format_answer(answer, pipeline.index, with_text=not same))
+    else:
+        click.echo(format_answer(answer, pipeline.index))
+
+
+def format_answer(answer: Answer, index, with_text: bool = True) -> str:
+    """The answer then one block per cited passage: title, file, supporting sentence."""
+    lines = [answer.text] if with_text else []
+    if answer.citations:
+        lines += ["", "Sources :"]
+    for c in answer.citations:
+        article = index.article(c.passage.doc_id)
+        lines.append(f"[{c.number}] {article.title} — {article.path} "
+                     f"(caractères {c.quote_start}-{c.quote_end})")
+        lines.append(f"    « {c.quote.strip()} »")
+    return "\n".join(lines)
+
+
+def answer_json(answer: Answer) -> dict:
+    return {
+        "question": answer.question,
+        "answer": answer.text,
+        "refused": answer.refused,
+        "citations": [
+            {"number": c.number, "passage_id": c.passage.id, "doc_id": c.passage.doc_id,
+             "title": c.passage.title, "span": [c.quote_start, c.quote_end], "quote": c.quote}
+            for c in answer.citations
+        ],
+        "passages": [asdict(h.passage) | {"score": h.score} for h in answer.passages],
+        "models": answer.models,
+        "timings": answer.timings,
+        "tokens": answer.tokens,
+    }
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+def models(ctx: click.Context) -> None:
+    """Lister les modèles disponibles (ou `rag models pull NOM`)."""
+    if ctx.invoked_subcommand is None:
+        from rag.models import list_models
+
+        settings = _settings(ctx)
+        for spec, status in list_models(settings):
+            mark = "*" if spec.name in (settings.llm, settings.embedder) else " "
+            click.echo(f"{mark} {spec.name:40} {spec.role:10} {status:30} {spec.licence}")
+
+
+@models.command()
+@click.argument("name")
+@click.pass_context
+def pull(ctx: click.Context, name: str) -> None:
+    """Télécharger (ou assembler) le modèle NOM et vérifier sa somme de contrôle."""
+    from rag.models import pull as pull_model
+
+    path = pull_model(_settings(ctx), name)
+    click.echo(f"Modèle {name} prêt : {path}")

@@ -1,0 +1,106 @@
+"""The one settings object, filled from defaults < settings file < environment < flags.
+
+Nothing else in the package reads the environment: the CLI and the chat call
+`load_settings(env=os.environ, ...)` once and pass the result down.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from rag.errors import RagError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENV_PREFIX = "RAG_"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # where things are
+    seeds_dir: Path = PROJECT_ROOT / "seeds"
+    index_dir: Path = PROJECT_ROOT / "index"
+    prompts_dir: Path = PROJECT_ROOT / "prompts"
+    models_dir: Path = PROJECT_ROOT / "models"  # assembled / downloaded model files
+    models_file: Path = PROJECT_ROOT / "models.txt"
+
+    # which models (names from models.txt; "fake" ones exist for tests)
+    llm: str = "qwen2.5-coder-1.5b-instruct"
+    embedder: str = "use-multilingual-v3"
+
+    # passages
+    passage_chars: int = 900
+    passage_overlap: int = 1  # sentences repeated at the start of the next passage
+
+    # retrieval
+    retrieval: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    k: int = 3  # passages given to the model
+    candidates: int = 30  # passages each retriever proposes before fusion
+    bm25_weight: float = 0.6  # share of BM25 in the fused score, dense gets the rest
+
+    # generation
+    threads: int = max(1, os.cpu_count() or 1)
+    n_ctx: int = 4096
+    temperature: float = 0.0
+    max_tokens: int = 256
+    max_question_chars: int = 500
+
+    @field_validator("k", "candidates", "passage_chars", "threads", "n_ctx", "max_tokens")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("doit être un entier positif")
+        return value
+
+
+def load_settings(
+    file: Path | None = None, env: Mapping[str, str] | None = None, **flags: object
+) -> Settings:
+    """Merge the layers: defaults, then `file` (TOML), then RAG_* variables, then flags.
+
+    Flags whose value is None are ignored, so CLI options left unset do not override.
+    """
+    values: dict[str, object] = {}
+    env = env or {}
+    file = file or _file_from_env(env)
+    if file is not None:
+        values.update(_read_file(Path(file)))
+    values.update(_from_env(env))
+    values.update({k: v for k, v in flags.items() if v is not None})
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "?"
+        raise RagError(f"Réglage invalide « {where} » : {err['msg']}") from None
+
+
+def _file_from_env(env: Mapping[str, str]) -> Path | None:
+    if env.get(ENV_PREFIX + "CONFIG"):
+        return Path(env[ENV_PREFIX + "CONFIG"])
+    local = Path("rag.toml")
+    return local if local.is_file() else None
+
+
+def _read_file(path: Path) -> dict:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RagError(f"Fichier de réglages introuvable : {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise RagError(f"Fichier de réglages illisible ({path}) : {exc}") from None
+
+
+def _from_env(env: Mapping[str, str]) -> dict:
+    fields = Settings.model_fields
+    out = {}
+    for key, value in env.items():
+        name = key[len(ENV_PREFIX):].lower() if key.startswith(ENV_PREFIX) else None
+        if name in fields:
+            out[name] = value
+    return out

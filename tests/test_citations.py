@@ -1,0 +1,39 @@
+from rag.citations import clean_markers, cited_numbers, marker_numbers, resolve, supporting_sentence
+from rag.records import Hit, Passage
+
+
+def test_marker_forms():
+    assert marker_numbers("1, 3") == [1, 3]
+    assert marker_numbers("2-4") == [2, 3, 4]
+    assert cited_numbers("A [2]. B [1][2]. C [Extrait 3] et [1, 4].") == [2, 1, 3, 4]
+
+
+def test_clean_markers_drops_passages_not_given():
+    text = "Meta dépensera 65 milliards [1, 7]. Et plus [9]."
+    assert clean_markers(text, valid=3) == "Meta dépensera 65 milliards [1]. Et plus."
+
+
+def test_supporting_sentence_prefers_shared_numbers():
+    passage = "Meta a des concurrents. Meta prévoit de dépenser 65 milliards de dollars en IA. Fin."
+    start, end = supporting_sentence(passage, "Meta dépensera 65 milliards [1].")
+    assert passage[start:end] == "Meta prévoit de dépenser 65 milliards de dollars en IA."
+
+
+def test_resolve_gives_offsets_into_the_article():
+    article = "Titre.\n\nIntro. Meta prévoit de dépenser 65 milliards de dollars en IA en 2025."
+    start = article.index("Intro")
+    passage = Passage(f"d#{start}", "d", "Titre", start, len(article), article[start:])
+    (c,) = resolve("Elle dépensera 65 milliards [1].", [Hit(passage, 1.0)])
+    assert c.number == 1
+    assert article[c.quote_start:c.quote_end] == c.quote
+    assert c.quote.startswith("Meta prévoit")
+
+
+def test_marker_after_the_full_stop_moves_before_it_and_finds_its_sentence():
+    from rag.citations import clean_markers, supporting_sentence, _citing_text
+
+    text = clean_markers("Meta dépensera 65 milliards de dollars en 2025. [1] Elle rattrape TikTok. [2]", 2)
+    assert text == "Meta dépensera 65 milliards de dollars en 2025 [1]. Elle rattrape TikTok [2]."
+    passage = "Zuckerberg a parlé de TikTok. Meta prévoit de dépenser 65 milliards de dollars en 2025."
+    start, end = supporting_sentence(passage, _citing_text(text, 1))
+    assert passage[start:end].startswith("Meta prévoit")

@@ -1,0 +1,68 @@
+"""The CLI with fake models: output shape, and one clear line + exit 1 on bad input."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from rag.cli import main
+from rag.settings import Settings
+
+
+@pytest.fixture
+def run(settings: Settings, monkeypatch):
+    monkeypatch.setenv("RAG_SEEDS_DIR", str(settings.seeds_dir))
+    monkeypatch.setenv("RAG_INDEX_DIR", str(settings.index_dir))
+    monkeypatch.setenv("RAG_MODELS_DIR", str(settings.models_dir))
+    monkeypatch.setenv("RAG_LLM", "fake")
+    monkeypatch.setenv("RAG_EMBEDDER", "fake")
+
+    def invoke(*args):
+        return CliRunner().invoke(main, list(args))
+
+    return invoke
+
+
+def test_ask_builds_the_index_and_prints_sources(run):
+    result = run("ask", "Combien Meta prévoit-elle de dépenser en IA en 2025 ?")
+    assert result.exit_code == 0, result.output
+    assert "Sources :" in result.output and "[1]" in result.output and ".txt" in result.output
+
+
+def test_ask_json(run):
+    result = run("ask", "--json", "Qui est Guy Rosen ?")
+    data = json.loads(result.stdout)
+    assert set(data) >= {"answer", "refused", "citations", "timings", "models"}
+    assert data["models"]["llm"] == "fake"
+
+
+def test_index_command_reports_counts(run):
+    result = run("index")
+    assert result.exit_code == 0 and "5 articles" in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["ask", ""], "La question est vide"),
+    (["--llm", "inexistant", "ask", "Qui dirige Meta ?"], "Modèle inconnu"),
+    (["--k", "0", "ask", "Qui dirige Meta ?"], "positif"),
+])
+def test_bad_input_is_one_french_line_and_exit_1(run, args, message):
+    result = run(*args)
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_corpus_is_an_error(run, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("RAG_SEEDS_DIR", str(tmp_path / "absent"))
+    result = run("index")
+    assert result.exit_code == 1 and "introuvable" in result.stderr
+
+
+def test_corrupt_index_is_an_error(run, settings: Settings):
+    assert run("index").exit_code == 0
+    manifest = json.loads((settings.index_dir / "manifest.json").read_text("utf-8"))
+    (settings.index_dir / manifest["build"] / "passages.jsonl").write_text("abîmé", "utf-8")
+    result = run("ask", "Qui dirige Meta ?")
+    assert result.exit_code == 1 and "corrompu" in result.stderr

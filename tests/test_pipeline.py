@@ -1,0 +1,87 @@
+"""The question -> answer path with fake models: checks, citations, refusals, errors."""
+
+import pytest
+
+from rag.errors import RagError
+from rag.index import build_index
+from rag.pipeline import REFUSAL, Pipeline
+from rag.records import Answer
+
+
+class Scripted:
+    """A stand-in LLM that answers a fixed text, to exercise the checks."""
+
+    name = "scripted"
+
+    def __init__(self, text: str):
+        self.text = text
+        self.prompts = []
+
+    def stream(self, messages, max_tokens, temperature):
+        self.prompts.append(messages)
+        words = self.text.split(" ")
+        yield from (w + " " for w in words[:-1])
+        yield words[-1]
+
+
+@pytest.fixture
+def pipeline(settings):
+    return Pipeline(settings, index=build_index(settings, log=lambda *_: None))
+
+
+def _with(pipeline, text):
+    return Pipeline(pipeline.settings, index=pipeline.index, llm=Scripted(text))
+
+
+def test_fake_llm_answer_is_cited_and_quoted(pipeline):
+    answer = pipeline.ask("Combien Meta prévoit-elle de dépenser en IA en 2025 ?")
+    assert not answer.refused
+    assert answer.citations and answer.citations[0].number == 1
+    c = answer.citations[0]
+    assert pipeline.index.article(c.passage.doc_id).text[c.quote_start:c.quote_end] == c.quote
+    assert len(answer.passages) == pipeline.settings.k
+
+
+def test_stream_yields_pieces_then_answer(pipeline):
+    events = list(pipeline.stream("Que dit Zuckerberg des fuites ?"))
+    assert all(isinstance(e, str) for e in events[:-1]) and len(events) > 2
+    assert isinstance(events[-1], Answer)
+    assert {"retrieval", "first_token", "total"} <= set(events[-1].timings)
+
+
+def test_citation_of_a_passage_not_given_is_dropped(pipeline):
+    answer = _with(pipeline, "Meta dépensera 65 milliards de dollars [2][9].").ask("Combien Meta dépense en IA ?")
+    assert "[9]" not in answer.text and [c.number for c in answer.citations] == [2]
+
+
+def test_refusal_in_other_words_becomes_the_standard_sentence(pipeline):
+    answer = _with(pipeline, "Les extraits ne mentionnent pas le fondateur de TikTok.").ask("Qui a fondé TikTok ?")
+    assert answer.refused and answer.text == REFUSAL and not answer.citations
+
+
+def test_uncited_answer_is_tied_to_the_passage_it_copies(pipeline):
+    hits = pipeline.retrieve("Combien Meta prévoit-elle de dépenser en IA en 2025 ?")
+    sentence = hits[1].passage.text.split(". ")[0]
+    answer = _with(pipeline, sentence + ".").ask("Combien Meta prévoit-elle de dépenser en IA en 2025 ?")
+    assert not answer.refused
+    assert answer.citations and sentence in answer.citations[0].passage.text
+
+
+def test_uncited_answer_with_nothing_from_the_passages_is_refused(pipeline):
+    answer = _with(pipeline, "Zhang Yiming, en 2012.").ask("Qui a fondé TikTok ?")
+    assert answer.refused
+
+
+@pytest.mark.parametrize("question, message", [("", "vide"), ("   \n", "vide"), ("?!", "aucun mot"),
+                                               ("mot " * 200, "trop longue")])
+def test_bad_questions_are_clear_errors(pipeline, question, message):
+    with pytest.raises(RagError, match=message):
+        pipeline.ask(question)
+
+
+def test_prompt_numbers_the_passages_given(pipeline):
+    llm = Scripted("Réponse [1].")
+    Pipeline(pipeline.settings, index=pipeline.index, llm=llm).ask("Qui est Guy Rosen ?")
+    user = llm.prompts[0][-1]["content"]
+    assert "[1] (Article :" in user and f"[{pipeline.settings.k}] (Article :" in user
+    assert "Question : Qui est Guy Rosen ?" in user

@@ -1,0 +1,43 @@
+from pathlib import Path
+
+import pytest
+
+from rag.errors import RagError
+from rag.settings import load_settings
+
+
+def test_layers_defaults_file_env_flags(tmp_path: Path):
+    file = tmp_path / "rag.toml"
+    file.write_text('k = 7\nllm = "from-file"\nthreads = 3\n', encoding="utf-8")
+    env = {"RAG_LLM": "from-env", "RAG_THREADS": "5", "UNRELATED": "x"}
+    s = load_settings(file, env=env, threads=9, k=None)
+    assert s.k == 7  # file beats default; flag None does not override
+    assert s.llm == "from-env"  # env beats file
+    assert s.threads == 9  # flag beats env
+    assert s.max_tokens == 256  # default kept
+
+
+def test_config_file_named_by_env(tmp_path: Path):
+    file = tmp_path / "other.toml"
+    file.write_text("k = 2\n", encoding="utf-8")
+    assert load_settings(env={"RAG_CONFIG": str(file)}).k == 2
+
+
+def test_bad_values_are_french_errors(tmp_path: Path):
+    with pytest.raises(RagError, match="k"):
+        load_settings(env={"RAG_K": "zéro"})
+    with pytest.raises(RagError, match="positif"):
+        load_settings(k=0)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("k = = 3", encoding="utf-8")
+    with pytest.raises(RagError, match="illisible"):
+        load_settings(bad)
+    with pytest.raises(RagError, match="introuvable"):
+        load_settings(tmp_path / "missing.toml")
+
+
+def test_unknown_key_in_file_is_refused(tmp_path: Path):
+    file = tmp_path / "rag.toml"
+    file.write_text("kk = 3\n", encoding="utf-8")
+    with pytest.raises(RagError, match="kk"):
+        load_settings(file)
