@@ -1,9 +1,11 @@
 """Reading the model's [n] markers and tying each to the passage and sentence it rests on.
 
 A marker that names a passage the model was not given is removed from the text and
-never shown. For each kept citation the supporting sentence is the passage sentence
-sharing the most terms with the answer sentences that cite it; its offsets point into
-the cleaned article, so a citation can highlight the exact span.
+never shown. A small model often cites [1] by habit: `repoint` moves a marker to the
+passage that actually holds the answer sentence's words when the cited one holds fewer.
+For each kept citation the supporting sentence is the passage sentence sharing the most
+terms with the answer sentences that cite it; its offsets point into the cleaned
+article, so a citation can highlight the exact span.
 """
 
 from __future__ import annotations
@@ -49,6 +51,22 @@ def clean_markers(text: str, valid: int) -> str:
     return re.sub(r"[ \t]+([.,;!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
 
 
+def repoint(text: str, hits: Sequence[Hit], question: str = "") -> str:
+    """Move each answer sentence's markers to the passage that supports it best, when
+    the passages it cites support it less well than another one does."""
+    out = []
+    for sentence in _answer_sentences(text):
+        numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(hits)]
+        if numbers:
+            scores = [support(h.passage.text, sentence, question)[1] for h in hits]
+            best = max(range(len(hits)), key=lambda i: scores[i]) + 1
+            if scores[best - 1] > max(scores[n - 1] for n in numbers):
+                sentence = _MARKER.sub("", sentence)
+                sentence = clean_markers(re.sub(r"([.!?]?)$", f" [{best}]\\1", sentence, count=1), len(hits))
+        out.append(sentence)
+    return " ".join(out)
+
+
 def resolve(text: str, hits: Sequence[Hit]) -> tuple[Citation, ...]:
     """Citations for the valid markers of an already cleaned answer text."""
     out = []
@@ -62,21 +80,31 @@ def resolve(text: str, hits: Sequence[Hit]) -> tuple[Citation, ...]:
     return tuple(out)
 
 
-def supporting_sentence(passage_text: str, claim: str) -> tuple[int, int]:
+def supporting_sentence(passage_text: str, claim: str, question: str = "") -> tuple[int, int]:
     """Span of the passage sentence that shares most (weighted) terms with `claim`."""
-    wanted = set(terms(claim))
+    return support(passage_text, claim, question)[0]
+
+
+def support(passage_text: str, claim: str, question: str = "") -> tuple[tuple[int, int], float]:
+    """(span, score) of the passage sentence sharing most terms with `claim`. Numbers
+    count double (the facts most often asked for); terms the claim merely repeats from
+    the question count half (every retrieved passage tends to have them)."""
+    wanted = set(terms(_MARKER.sub(" ", claim)))
+    asked = set(terms(question))
     best, best_score = (0, len(passage_text)), -1.0
     for start, end in split_sentences(passage_text):
-        got = set(terms(passage_text[start:end]))
-        # numbers are the facts most often asked for: they count double
-        score = sum(2.0 if t[0].isdigit() else 1.0 for t in wanted & got)
+        got = wanted & set(terms(passage_text[start:end]))
+        score = sum((2.0 if t[0].isdigit() else 1.0) * (0.5 if t in asked else 1.0) for t in got)
         if score > best_score:
             best, best_score = (start, end), score
-    return best
+    return best, best_score
+
+
+def _answer_sentences(text: str) -> list[str]:
+    return re.split(r"(?<=[.!?])\s+", text.strip())
 
 
 def _citing_text(text: str, n: int) -> str:
     """The answer sentences that carry marker n (the whole answer if none is found)."""
-    sentences = re.split(r"(?<=[.!?])\s+", text)
-    citing = [s for s in sentences if n in cited_numbers(s)]
+    citing = [s for s in _answer_sentences(text) if n in cited_numbers(s)]
     return " ".join(citing) or text

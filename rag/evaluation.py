@@ -85,3 +85,31 @@ def has_key_facts(answer: str, facts: Sequence[Sequence[str]]) -> bool:
     text = _norm(answer)
     return all(any(_norm(form) in text for form in forms) for forms in facts)
 
+
+
+def score_answer(ref: Reference, answer: str, refused: bool, cited: Sequence[Passage]) -> dict:
+    """One question's verdicts: key facts, evidence cited, right or wrong refusal."""
+    row = {"id": ref.id, "answerable": ref.answerable, "refused": refused}
+    if not ref.answerable:
+        return row | {"correct": refused}
+    facts = has_key_facts(answer, ref.key_facts) and not refused
+    cites = not refused and any(holds(p, d, e) for p in cited for d, e in ref.evidence)
+    return row | {"key_facts": facts, "cites_evidence": cites, "correct": facts}
+
+
+def summary(rows: Sequence[dict]) -> dict:
+    """The headline rates over scored rows (see score_answer)."""
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    answered = [r for r in answerable if not r["refused"]]
+
+    def share(items, key):
+        return sum(bool(r[key]) for r in items) / len(items) if items else 0.0
+
+    return {
+        "questions": len(rows),
+        "key_facts": share(answerable, "key_facts"),
+        "cites_evidence": share(answered, "cites_evidence"),
+        "refusal_recall": share(unanswerable, "refused"),
+        "wrong_refusals": share(answerable, "refused"),
+    }

@@ -58,16 +58,23 @@ class LlamaLLM:
 
 
 class FakeLLM:
-    """Answers with the first sentence of extract [1], cited; refuses without extracts."""
+    """Answers with the first sentence of extract [1], cited; refuses without extracts;
+    says « oui » when asked to verify an answer (prompts/verify.txt)."""
 
     name = "fake"
 
     def stream(self, messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:
         prompt = messages[-1]["content"]
         match = re.search(r"^\[1\] .*?\n(.+?[.!?])(?:\s|$)", prompt, re.MULTILINE | re.DOTALL)
-        text = f"{match.group(1)} [1]" if match else "Je ne trouve pas la réponse dans le corpus."
-        for word in text.split(" "):
-            yield word + " "
+        if "oui ou par non" in prompt:
+            text = "oui"
+        elif match:
+            text = f"{match.group(1)} [1]"
+        else:
+            text = "Je ne trouve pas la réponse dans le corpus."
+        words = text.split(" ")
+        yield from (w + " " for w in words[:-1])
+        yield words[-1]
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())

@@ -1,10 +1,15 @@
 """One question in, one cited answer out: retrieval, prompt, generation, checks.
 
-`Pipeline.stream()` yields text pieces as the model writes them, then the final
-`Answer`; `ask()` is the same without the pieces. The checks after generation are what
-make a small model usable: a refusal is recognised in any wording and replaced by one
-sentence, markers of passages the model was not given are dropped, and an answer
-without a valid marker is tied to the passage it copies from or, failing that, refused.
+`Pipeline.stream()` yields the answer's text pieces as the model writes them, then the
+final, checked `Answer` (whose text may differ from the pieces: show `Answer.text`);
+`ask()` is the same without the pieces. The checks after generation are what make a
+small model usable: a refusal is recognised in any wording and replaced by one
+sentence; markers of passages the model was not given are dropped; an answer without a
+valid marker is tied to the passage it copies from, or refused; a marker is moved to
+the passage that holds the answer when the model cited another; an answer whose new
+figures or names are in none of the passages, or that the model does not confirm when
+asked on its supporting sentence alone (rag/grounding.py), is refused.
+`Answer.checks` records what was seen and decided.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import re
 import time
 from typing import Iterator
 
-from rag import citations
+from rag import citations, grounding
 from rag.embedding import get_embedder
 from rag.errors import RagError
 from rag.generation import LLM, get_llm
@@ -25,6 +30,7 @@ from rag.settings import Settings
 from rag.text import terms
 
 REFUSAL = "Je ne trouve pas la réponse dans le corpus."
+MAX_UNSUPPORTED = 0.4  # share of an answer's new terms allowed to be absent from the passages
 _REFUSAL_PATTERNS = re.compile(
     r"je ne (?:trouve|sais|peux|dispose)|ne (?:contien|mentionn|précis|indiqu|donn|fourni)\w*"
     r"|aucune (?:information|mention|réponse)|pas d'information|pas de réponse|n'est pas (?:mentionn|indiqu|précis)"
@@ -71,17 +77,22 @@ class Pipeline:
         timings = {"retrieval": time.perf_counter() - started}
         if not hits:
             yield REFUSAL
-            yield self._answer(question, REFUSAL, True, (), hits, timings, 0)
+            yield self._answer(question, REFUSAL, True, (), hits, timings, 0, "", {"refusal": "no passage"})
             return
         messages = self.messages(question, hits)
         timings["prompt"] = time.perf_counter() - started - timings["retrieval"]
-        pieces: list[str] = []
-        for piece in self.llm.stream(messages, self.settings.max_tokens, self.settings.temperature):
-            timings.setdefault("first_token", time.perf_counter() - started)
-            pieces.append(piece)
-            yield piece
+        raw: list[str] = []
+
+        def generated():
+            for piece in self.llm.stream(messages, self.settings.max_tokens, self.settings.temperature):
+                timings.setdefault("first_token", time.perf_counter() - started)
+                raw.append(piece)
+                yield piece
+
+        yield from generated()
+        answer = self.check("".join(raw), question, hits, timings, len(raw))
         timings["total"] = time.perf_counter() - started
-        yield self.check("".join(pieces), question, hits, timings, len(pieces))
+        yield answer
 
     def validate(self, question: str) -> str:
         return validate_question(question, self.settings.max_question_chars)
@@ -94,21 +105,41 @@ class Pipeline:
         ]
 
     def check(self, raw: str, question: str, hits: list[Hit], timings: dict, tokens: int) -> Answer:
-        """Turn the model's raw text into a checked answer (see module docstring)."""
-        text = citations.clean_markers(raw, len(hits))
+        """Turn the model's raw output into a checked answer (see module docstring)."""
+        text = citations.clean_markers(grounding.strip_label(raw), len(hits))
+        checks: dict = {}
+
+        def refuse(reason: str) -> Answer:
+            checks["refusal"] = reason
+            return self._answer(question, REFUSAL, True, (), hits, timings, tokens, raw, checks)
+
         if not text or _REFUSAL_PATTERNS.search(text):
-            return self._answer(question, REFUSAL, True, (), hits, timings, tokens)
+            return refuse("model")
         if not citations.cited_numbers(text):
             n = best_source(text, hits)
             if n is None:
-                return self._answer(question, REFUSAL, True, (), hits, timings, tokens)
-            text = citations.clean_markers(f"{text.rstrip()} [{n}]", len(hits))
+                return refuse("uncited")
+            text = citations.clean_markers(f"{text} [{n}]", len(hits))
+        text = citations.repoint(text, hits, question)
+        new, missing = grounding.unsupported(text, question, [h.passage.text for h in hits])
+        checks |= {"new_terms": new, "unsupported": missing}
+        if any(t[0].isdigit() for t in missing) or len(missing) > MAX_UNSUPPORTED * max(len(new), 1):
+            return refuse("unsupported")
         cited = citations.resolve(text, hits)
-        return self._answer(question, text, False, cited, hits, timings, tokens)
+        if self.settings.verify:
+            started = time.perf_counter()
+            evidence = " ".join(c.quote for c in cited)
+            confirmed = grounding.verify(self.llm, self.settings.prompts_dir, question, text, evidence)
+            timings["verify"] = time.perf_counter() - started
+            checks["verified"] = confirmed
+            if not confirmed:
+                return refuse("verification")
+        return self._answer(question, text, False, cited, hits, timings, tokens, raw, checks)
 
-    def _answer(self, question, text, refused, cited, hits, timings, tokens) -> Answer:
+    def _answer(self, question, text, refused, cited, hits, timings, tokens, raw="", checks=None) -> Answer:
         models = {"llm": self.settings.llm, "embedder": self.settings.embedder}
-        return Answer(question, text, refused, tuple(cited), tuple(hits), timings, tokens, models)
+        return Answer(question, text, refused, tuple(cited), tuple(hits), timings, tokens, models,
+                      raw, checks or {})
 
 
 def validate_question(question: str, max_chars: int) -> str:

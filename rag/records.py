@@ -56,3 +56,5 @@ class Answer:
     timings: dict = field(default_factory=dict)  # seconds: retrieval, first_token, total
     tokens: int = 0
     models: dict = field(default_factory=dict)  # role -> model name
+    raw: str = ""  # what the model wrote, before parsing and checks
+    checks: dict = field(default_factory=dict)  # what the checks saw and decided (see pipeline)

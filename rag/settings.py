@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
 
 from rag.errors import RagError
 
@@ -49,6 +49,12 @@ class Settings(BaseModel):
     temperature: float = 0.0
     max_tokens: int = 256
     max_question_chars: int = 500
+    verify: bool = True  # ask the model to confirm each answer on its supporting sentence
+
+    # the chat (`rag serve`)
+    host: str = "127.0.0.1"  # only this machine; another address exposes the app on a network
+    port: int = 7860
+    auth: SecretStr | None = None  # "user:password" (RAG_AUTH): a login page guards the app
 
     @field_validator("k", "candidates", "passage_chars", "threads", "n_ctx", "max_tokens")
     @classmethod
@@ -56,6 +62,29 @@ class Settings(BaseModel):
         if value < 1:
             raise ValueError("doit être un entier positif")
         return value
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, value: int) -> int:
+        if not 1 <= value <= 65535:
+            raise ValueError("doit être un port entre 1 et 65535")
+        return value
+
+    @field_validator("auth")
+    @classmethod
+    def _login(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            user, _, password = value.get_secret_value().partition(":")
+            if not (user and password):
+                raise ValueError("attendu sous la forme utilisateur:motdepasse")
+        return value
+
+    def login(self) -> tuple[str, str] | None:
+        """(user, password) from `auth`, or None when the app needs no login."""
+        if self.auth is None:
+            return None
+        user, _, password = self.auth.get_secret_value().partition(":")
+        return user, password
 
 
 def load_settings(
