@@ -1,22 +1,34 @@
-"""Scoring against the reference questions in eval/reference.jsonl.
+"""Scoring answers against the reference questions in eval/reference.jsonl.
 
-Retrieval: recall@k and MRR, where a passage « holds » an evidence span when the span's
-words appear in it (after folding) — evidence is quoted from the raw files, passages
-come from the cleaned text, so the comparison is on normalised words, not characters.
-Answers: key facts present (every fact, any of its surface forms). More answer metrics
-(EM/F1, citations, refusals, speed) belong to `rag eval` (issue 4).
+A passage « holds » an evidence span when the span's words appear in it (after
+folding): evidence is quoted from the raw files, passages come from the cleaned text,
+so the comparison is on normalised words, not characters. On that ground:
+- retrieval: recall@k (share of a question's evidence spans in the top k) and MRR;
+- answers: exact match and token F1 after FQuAD-style French normalisation, and the key
+  facts (every fact, in any of its forms);
+- citations, ALCE-style at passage level: precision is the share of an answer's cited
+  passages that hold an evidence span, recall the share of its evidence spans held by
+  a cited passage, both averaged over the answered answerable questions;
+- refusals: precision and recall on the unanswerable questions, wrong refusals;
+- language: a French-or-not guess from function words (see `language`);
+- speed: p50/p95 of time to first token and total time, tokens per second.
+A failed question (its record has an error) counts as neither answered nor refused.
+Running the questions and writing the report is rag/report.py's job.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from rag.errors import RagError
 from rag.records import Passage
-from rag.text import words
+from rag.text import fold, words
 
 KS = (1, 3, 5, 10)
 
@@ -64,20 +76,60 @@ def holds(passage: Passage, doc_id: str, evidence: str, min_cover: float = 0.8) 
     return sum(w in text.split() for w in ev_words) / max(len(ev_words), 1) >= min_cover
 
 
+# ------------------------------------------------------------------ retrieval
+
+
+def evidence_found(ref: Reference, ranked: Sequence[Passage]) -> dict:
+    """One question: recall@k for each k, and the rank of the first passage holding any
+    of its evidence spans (None when none of `ranked` does)."""
+    row = {}
+    for k in KS:
+        found = [any(holds(p, d, e) for p in ranked[:k]) for d, e in ref.evidence]
+        row[f"recall@{k}"] = sum(found) / len(found)
+    row["rank"] = next((i for i, p in enumerate(ranked, 1)
+                        if any(holds(p, d, e) for d, e in ref.evidence)), None)
+    return row
+
+
+def retrieval_summary(rows: Sequence[dict]) -> dict:
+    """recall@k averaged over questions, and MRR (a question found nowhere scores 0)."""
+    n = max(len(rows), 1)
+    recall = {f"recall@{k}": sum(r[f"recall@{k}"] for r in rows) / n for k in KS}
+    return recall | {"mrr": sum(1 / r["rank"] for r in rows if r["rank"]) / n, "questions": len(rows)}
+
+
 def retrieval_scores(refs: Sequence[Reference], search: Callable[[str], list[Passage]]) -> dict:
-    """recall@k (share of evidence spans found in the top k, averaged) and MRR."""
-    answerable = [r for r in refs if r.evidence]
-    recall = {k: 0.0 for k in KS}
-    mrr = 0.0
-    for ref in answerable:
-        ranked = search(ref.question)
-        for k in KS:
-            found = [any(holds(p, d, e) for p in ranked[:k]) for d, e in ref.evidence]
-            recall[k] += sum(found) / len(found)
-        first = next((i for i, p in enumerate(ranked, 1) if any(holds(p, d, e) for d, e in ref.evidence)), None)
-        mrr += 1 / first if first else 0.0
-    n = max(len(answerable), 1)
-    return {**{f"recall@{k}": recall[k] / n for k in KS}, "mrr": mrr / n, "questions": len(answerable)}
+    """recall@k and MRR of `search` over the questions that have evidence."""
+    return retrieval_summary([evidence_found(r, search(r.question)) for r in refs if r.evidence])
+
+
+# ------------------------------------------------------------------ answers
+
+# FQuAD's normalisation, with the articles the issue lists; l' and d' become « l », « d »
+_ARTICLES = frozenset("le la les l un une des du de d".split())
+_MARKER = re.compile(r"\[\d+\]")
+
+
+def normalize_answer(text: str) -> str:
+    """Lowercase, no accents, punctuation to spaces, articles out, single spaces."""
+    text = re.sub(r"[^\w\s]|_", " ", fold(text))
+    return " ".join(w for w in text.split() if w not in _ARTICLES)
+
+
+def exact_match(prediction: str, gold: str) -> bool:
+    return normalize_answer(prediction) == normalize_answer(gold)
+
+
+def token_f1(prediction: str, gold: str) -> float:
+    """Harmonic mean of token precision and recall on normalised words (SQuAD's F1)."""
+    pred, ref = normalize_answer(prediction).split(), normalize_answer(gold).split()
+    if not pred or not ref:
+        return float(pred == ref)
+    common = sum((Counter(pred) & Counter(ref)).values())
+    if not common:
+        return 0.0
+    precision, recall = common / len(pred), common / len(ref)
+    return 2 * precision * recall / (precision + recall)
 
 
 def has_key_facts(answer: str, facts: Sequence[Sequence[str]]) -> bool:
@@ -86,30 +138,119 @@ def has_key_facts(answer: str, facts: Sequence[Sequence[str]]) -> bool:
     return all(any(_norm(form) in text for form in forms) for forms in facts)
 
 
+def citation_scores(ref: Reference, cited: Sequence[Passage]) -> tuple[float | None, float]:
+    """(precision, recall) of one answer's citations; precision is None with no citation."""
+    passages = list({p.id: p for p in cited}.values())
+    holding = [any(holds(p, d, e) for d, e in ref.evidence) for p in passages]
+    found = [any(holds(p, d, e) for p in passages) for d, e in ref.evidence]
+    return (sum(holding) / len(holding) if holding else None), sum(found) / max(len(found), 1)
 
-def score_answer(ref: Reference, answer: str, refused: bool, cited: Sequence[Passage]) -> dict:
-    """One question's verdicts: key facts, evidence cited, right or wrong refusal."""
-    row = {"id": ref.id, "answerable": ref.answerable, "refused": refused}
+
+# Function words of one language and not the other (folded; « a », « on », « as » are both)
+_FRENCH = frozenset("""le la les un une des du de et est sont dans pour que qui sur au aux
+    avec par pas ne il elle ils elles son sa ses ce cette ces leur ete etre""".split())
+_ENGLISH = frozenset("""the of and is are was were to in for that with by it its this these
+    be has have an from not which will would""".split())
+
+
+def language(text: str) -> str:
+    """« fr », « en », « other » (mostly non-Latin letters) or « ? » (cannot tell).
+
+    No model, no network: French when the answer holds more French function words than
+    English ones. A bare name or figure has neither and is « ? »; other Latin-script
+    languages come out « fr » or « ? », which is fine for catching a model that drifts
+    into English or Chinese.
+    """
+    letters = [c for c in text if c.isalpha()]
+    if sum("LATIN" in unicodedata.name(c, "") for c in letters) < len(letters) / 2:
+        return "other"
+    found = words(text)
+    fr, en = sum(w in _FRENCH for w in found), sum(w in _ENGLISH for w in found)
+    return "fr" if fr > en else "en" if en > fr else "?"
+
+
+# ------------------------------------------------------------------ one question, all questions
+
+
+def score_answer(ref: Reference, answer: str, refused: bool, cited: Sequence[Passage],
+                 error: str | None = None) -> dict:
+    """One question's verdicts (citation markers [n] are taken out of the text first)."""
+    answered = not refused and not error
+    row = {"id": ref.id, "answerable": ref.answerable, "refused": refused, "error": error,
+           "language": language(answer) if answered else None}
     if not ref.answerable:
         return row | {"correct": refused}
-    facts = has_key_facts(answer, ref.key_facts) and not refused
-    cites = not refused and any(holds(p, d, e) for p in cited for d, e in ref.evidence)
-    return row | {"key_facts": facts, "cites_evidence": cites, "correct": facts}
+    text = _MARKER.sub(" ", answer) if answered else ""
+    precision, recall = citation_scores(ref, cited) if answered else (None, None)
+    facts = answered and has_key_facts(text, ref.key_facts)
+    return row | {"exact_match": exact_match(text, ref.answer), "f1": token_f1(text, ref.answer),
+                  "key_facts": facts, "cites_evidence": bool(recall), "citation_precision": precision,
+                  "citation_recall": recall, "correct": facts}
+
+
+def score_record(ref: Reference, record: dict) -> dict:
+    """`score_answer` on a `rag batch` record (rag/batch.py), with its timings."""
+    cited = [Passage(c["passage_id"], c["doc_id"], c["title"], *c["passage_span"], c["passage_text"])
+             for c in record["citations"]]
+    row = score_answer(ref, record["answer"], record["refused"], cited, record["error"])
+    t = record["timings"]
+    generation = (t["total"] - t["first_token"] - t.get("verify", 0.0)
+                  if "total" in t and "first_token" in t else None)
+    return {"id": ref.id, "question": ref.question, "tags": list(ref.tags), "answer": record["answer"]} | row | {
+        "first_token": t.get("first_token"), "total": t.get("total"), "tokens": record["tokens"],
+        "generation": generation}
 
 
 def summary(rows: Sequence[dict]) -> dict:
-    """The headline rates over scored rows (see score_answer)."""
+    """Every answer figure over scored rows, by section (see the module docstring)."""
     answerable = [r for r in rows if r["answerable"]]
+    answered = [r for r in answerable if not r["refused"] and not r["error"]]
+    refused = [r for r in rows if r["refused"]]
     unanswerable = [r for r in rows if not r["answerable"]]
-    answered = [r for r in answerable if not r["refused"]]
-
-    def share(items, key):
-        return sum(bool(r[key]) for r in items) / len(items) if items else 0.0
-
+    judged = [r["language"] for r in rows if r["language"] not in (None, "?")]
     return {
         "questions": len(rows),
-        "key_facts": share(answerable, "key_facts"),
-        "cites_evidence": share(answered, "cites_evidence"),
-        "refusal_recall": share(unanswerable, "refused"),
-        "wrong_refusals": share(answerable, "refused"),
+        "errors": sum(bool(r["error"]) for r in rows),
+        "answers": {"exact_match": _mean(r["exact_match"] for r in answerable),
+                    "f1": _mean(r["f1"] for r in answerable),
+                    "key_facts": _mean(r["key_facts"] for r in answerable), "questions": len(answerable)},
+        "citations": {"precision": _mean(r["citation_precision"] for r in answered),
+                      "recall": _mean(r["citation_recall"] for r in answered),
+                      "cites_evidence": _mean(r["cites_evidence"] for r in answered), "answers": len(answered)},
+        "refusals": {"precision": _mean(not r["answerable"] for r in refused),
+                     "recall": _mean(r["refused"] for r in unanswerable),
+                     "wrong_refusals": _mean(r["refused"] for r in answerable),
+                     "unanswerable": len(unanswerable)},
+        "language": {"french": _mean(lang == "fr" for lang in judged), "judged": len(judged)},
+        "speed": speed(rows),
     }
+
+
+def speed(rows: Sequence[dict]) -> dict:
+    """Seconds to first token and in all, p50 and p95; tokens per second of generation
+    (generated tokens over the time from first token to end, the check by the model left out)."""
+    ok = [r for r in rows if not r["error"]]
+    first = [r["first_token"] for r in ok if r["first_token"] is not None]
+    total = [r["total"] for r in ok if r["total"] is not None]
+    timed = [r for r in ok if r["tokens"] and r["generation"] and r["generation"] > 0]
+    return {"first_token_p50": percentile(first, 50), "first_token_p95": percentile(first, 95),
+            "total_p50": percentile(total, 50), "total_p95": percentile(total, 95),
+            "tokens_per_second": (sum(r["tokens"] for r in timed) / sum(r["generation"] for r in timed)
+                                  if timed else None)}
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The q-th percentile, interpolating linearly between ranks (numpy's default)."""
+    xs = sorted(values)
+    if not xs:
+        return None
+    pos = (len(xs) - 1) * q / 100
+    lo = int(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def _mean(values: Iterable) -> float | None:
+    """Mean of the values that are not None (booleans count 1/0); None when there are none."""
+    kept = [float(v) for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None

@@ -1,15 +1,13 @@
 """Checking that an answer rests on the passages, before it is shown.
 
-Two checks, cheap first:
-
-- `unsupported`: what the answer adds to the question (its new terms: names, figures)
-  must be found in the passages; an answer whose new figures, or many of its new terms,
-  come from nowhere is an invention.
 - `verify`: the model is asked again, on a short prompt (prompts/verify.txt), whether
   the answer is right according to the one sentence it rests on. This catches the
   small model's favourite mistake, which no word count can see: answering an
   off-corpus question with a real name or figure of the corpus that answers something
   else (« Le PDG de Klarna est Steve Davis »). It costs one short prompt and one token.
+- `unsupported`: what the answer adds to the question (its new terms) and is found in
+  none of the passages. Recorded for diagnosis; as a refusal rule it rejected more
+  right answers than wrong ones (« 1 heure » against the article's « une heure »).
 
 Measured on eval/reference.jsonl in the README (« Checks »).
 """

@@ -88,10 +88,9 @@ def test_prompt_numbers_the_passages_given(pipeline):
     assert "Question : Qui est Guy Rosen ?" in user
 
 
-def test_answer_with_facts_from_nowhere_is_refused(pipeline):
+def test_facts_from_nowhere_are_recorded_for_diagnosis(pipeline):
     answer = _with(pipeline, "ByteDance a fondé TikTok en 2012 à Pékin [1].").ask("Qui a fondé TikTok ?")
-    assert answer.refused and answer.checks["refusal"] == "unsupported"
-    assert "2012" in answer.checks["unsupported"]
+    assert {"2012", "bytedanc"} <= set(answer.checks["unsupported"])
 
 
 class Judged(Scripted):
