@@ -158,3 +158,71 @@ def pull(ctx: click.Context, name: str) -> None:
 
     path = pull_model(_settings(ctx), name)
     click.echo(f"Modèle {name} prêt : {path}")
+
+
+@main.command()
+@click.option("--host", help="Adresse d'écoute (défaut 127.0.0.1 : cette machine seulement).")
+@click.option("--port", type=int, help="Port (défaut 7860).")
+@click.option("--rebuild", is_flag=True, help="Mettre l'index à jour s'il est périmé.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, rebuild: bool) -> None:
+    """Lancer le chat dans le navigateur (construit l'index s'il manque)."""
+    from rag.app import serve as serve_app
+    from rag.index import ensure_index
+    from rag.pipeline import Pipeline
+
+    settings = load_settings(ctx.obj["config"], env=os.environ, **ctx.obj["flags"], host=host, port=port)
+    _check_models(settings)
+    index = ensure_index(settings, rebuild=rebuild, log=_log)
+    m = index.manifest
+    _log(f"Index prêt : {m['articles']} articles, {m['passages']} passages.")
+    serve_app(settings, pipeline=Pipeline(settings, index=index, log=_log), log=_log)
+
+
+@main.command()
+@click.argument("questions", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Fichier des réponses (.jsonl ou .csv) ; relancer la commande reprend où elle s'est arrêtée.")
+@click.option("--quiet", is_flag=True, help="Sans barre de progression.")
+@click.option("--rebuild", is_flag=True, help="Mettre l'index à jour s'il est périmé.")
+@click.pass_context
+def batch(ctx: click.Context, questions: Path, output: Path, quiet: bool, rebuild: bool) -> None:
+    """Répondre aux questions d'un fichier (.txt, .jsonl ou .csv), une réponse par question."""
+    from rag.batch import answer_file
+
+    settings = _settings(ctx)
+    _check_models(settings)
+    done = answer_file(settings, questions, output, progress=not quiet and sys.stderr.isatty(),
+                       rebuild=rebuild, log=_log)
+    click.echo(f"{done.answered} réponses, {done.failed} en échec, {done.skipped} déjà faites → {output}")
+    if done.failed:
+        raise RagError(f"{done.failed} question(s) en échec : voir le champ « error » dans {output}.")
+
+
+@main.command("eval")
+@click.option("--reference", type=click.Path(path_type=Path), help="Questions de référence (défaut eval/reference.jsonl).")
+@click.option("--answers", type=click.Path(path_type=Path),
+              help="Noter ce fichier de `rag batch` sans lancer le modèle de langue.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/eval"), show_default=True,
+              help="Dossier de eval.json, report.md et chart.png.")
+@click.option("--resume", is_flag=True, help="Reprendre les réponses d'une évaluation interrompue.")
+@click.option("--compare", nargs=2, type=click.Path(path_type=Path), metavar="A.json B.json",
+              help="Comparer deux eval.json au lieu d'évaluer.")
+@click.option("--quiet", is_flag=True, help="Sans barre de progression.")
+@click.option("--rebuild", is_flag=True, help="Mettre l'index à jour s'il est périmé.")
+@click.pass_context
+def eval_command(ctx: click.Context, reference: Path | None, answers: Path | None, out_dir: Path,
+                 resume: bool, compare: tuple[Path, Path] | None, quiet: bool, rebuild: bool) -> None:
+    """Évaluer recherche, réponses, citations, refus, langue et vitesse sur les questions de référence."""
+    from rag.report import compare_runs, evaluate, headline
+    from rag.settings import PROJECT_ROOT
+
+    if compare:
+        click.echo(compare_runs(*compare))
+        return
+    settings = _settings(ctx)
+    _check_models(settings)
+    doc = evaluate(settings, reference or PROJECT_ROOT / "eval" / "reference.jsonl", out_dir, answers,
+                   resume=resume, progress=not quiet and sys.stderr.isatty(), rebuild=rebuild, log=_log)
+    click.echo(headline(doc))
+    click.echo(f"→ {out_dir / 'eval.json'}, {out_dir / 'report.md'}, {out_dir / 'chart.png'}")

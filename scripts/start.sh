@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
-# README command 1: set up, build the index from seeds/ if missing, start the app.
+# README command 1: set up, then start the chat on http://127.0.0.1:7860 (the index is
+# built from seeds/ first if it is missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
-rag index
-# The chat (`rag serve`) is not built yet: answer the README's example question.
-rag ask "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
+rag serve

@@ -1,0 +1,124 @@
+"""The running chat called with the official `gradio_client`, as an integration partner would."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from rag.generation import FakeLLM
+from rag.index import build_index
+from rag.pipeline import Pipeline
+from rag.settings import Settings
+from serving import SEEDS, SlowLLM, free_port, launch
+
+META = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("api")
+    shutil.copytree(SEEDS, root / "seeds")
+    settings = Settings(seeds_dir=root / "seeds", index_dir=root / "index", models_dir=root / "models",
+                        llm="fake", embedder="fake", threads=1)
+    slow = SlowLLM(delay=0.01)
+    pipeline = Pipeline(settings, index=build_index(settings, log=lambda *_: None), llm=slow)
+    app, url = launch(settings, pipeline)
+    yield url, pipeline, slow
+    app.close()
+
+
+def client(url, **kwargs):
+    from gradio_client import Client
+
+    return Client(url, verbose=False, **kwargs)
+
+
+def expected(pipeline: Pipeline, question: str):
+    return Pipeline(pipeline.settings, index=pipeline.index, llm=FakeLLM()).ask(question)
+
+
+def test_ask_endpoint_answers_with_its_citations(served):
+    url, pipeline, _ = served
+    api = client(url).view_api(print_info=False, return_format="dict")["named_endpoints"]
+    assert [p["parameter_name"] for p in api["/ask"]["parameters"]][:2] == ["question", "history"]
+    out = client(url).predict(META, api_name="/ask")
+    want = expected(pipeline, META)
+    assert out["answer"] == want.text and out["refused"] is False and out["error"] is None
+    (cited,) = out["citations"]
+    c = want.citations[0]
+    assert cited["file"] == pipeline.index.article(c.passage.doc_id).path == "002_dbf84de5b56e379c.txt"
+    assert cited["passage"] == c.passage.text and cited["quote"] == c.quote and cited["quote"] in cited["passage"]
+    assert "65 milliards de dollars" in cited["passage"]
+
+
+def test_a_follow_up_uses_the_history(served):
+    url, _, _ = served
+    first = client(url).predict(META, api_name="/ask")
+    out = client(url).predict("Et combien en 2024 ?", [[META, first["answer"]]], api_name="/ask")
+    assert out["standalone_question"].startswith("Meta") and out["standalone_question"].endswith("en 2024 ?")
+    assert out["question"] == "Et combien en 2024 ?"
+
+
+def test_a_bad_question_is_a_french_error(served):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="La question est vide"):
+        client(url=served[0]).predict("   ", api_name="/ask")
+
+
+def test_simultaneous_clients_wait_their_turn_and_get_their_own_answer(served):
+    url, pipeline, slow = served
+    questions = [META, "Qui est le responsable de la sécurité des informations de Meta ?",
+                 "Combien Elon Musk a-t-il payé pour acheter Twitter ?"]
+    with ThreadPoolExecutor(len(questions)) as pool:
+        outs = list(pool.map(lambda q: client(url).predict(q, api_name="/ask"), questions))
+    for question, out in zip(questions, outs):
+        assert out["question"] == question and out["answer"] == expected(pipeline, question).text
+    assert slow.most_at_once == 1
+
+
+def test_a_login_is_asked_when_configured(settings):
+    pipeline = Pipeline(settings, index=build_index(settings, log=lambda *_: None))
+    app, url = launch(settings, pipeline, auth=("ana", "s3cret"))
+    try:
+        with pytest.raises(ValueError, match="credentials were not provided"):
+            client(url).predict(META, api_name="/ask")
+        with pytest.raises(ValueError, match="Could not login"):
+            client(url, auth=("ana", "faux")).predict(META, api_name="/ask")
+        out = client(url, auth=("ana", "s3cret")).predict(META, api_name="/ask")
+        assert out["citations"] and not out["refused"]
+    finally:
+        app.close()
+
+
+def test_rag_serve_command_serves_the_chat(settings):
+    """`rag serve` as a user runs it: builds the missing index, then serves until stopped."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    env = {**os.environ, "RAG_LLM": "fake", "RAG_EMBEDDER": "fake", "RAG_SEEDS_DIR": str(settings.seeds_dir),
+           "RAG_INDEX_DIR": str(settings.index_dir), "RAG_MODELS_DIR": str(settings.models_dir)}
+    server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, server.stdout.read()
+                time.sleep(0.5)
+        assert "gradio" in page.lower()
+        out = client(f"http://127.0.0.1:{port}/").predict(META, api_name="/ask")
+        assert out["citations"][0]["file"] == "002_dbf84de5b56e379c.txt"
+    finally:
+        server.terminate()
+        log, _ = server.communicate(timeout=30)
+    assert "Index construit" in log and f"http://127.0.0.1:{port}" in log
