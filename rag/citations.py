@@ -100,6 +100,16 @@ def support(passage_text: str, claim: str, question: str = "") -> tuple[tuple[in
     return best, best_score
 
 
+def evidence(text: str, citation: Citation, question: str = "", n: int = 2) -> str:
+    """The `n` sentences of a cited passage that best support the answer, in text order:
+    what the verifier reads (one sentence alone often lacks its subject)."""
+    passage = citation.passage.text
+    claim = _citing_text(text, citation.number)
+    spans = sorted(split_sentences(passage),
+                   key=lambda sp: -support(passage[sp[0]:sp[1]], claim, question)[1])[:n]
+    return " ".join(passage[a:b] for a, b in sorted(spans))
+
+
 def _answer_sentences(text: str) -> list[str]:
     return re.split(r"(?<=[.!?])\s+", text.strip())
 

@@ -1,7 +1,7 @@
 """Checking that an answer rests on the passages, before it is shown.
 
 - `verify`: the model is asked again, on a short prompt (prompts/verify.txt), whether
-  the answer is right according to the one sentence it rests on. This catches the
+  the answer is right according to the two sentences of the cited passage it rests on. This catches the
   small model's favourite mistake, which no word count can see: answering an
   off-corpus question with a real name or figure of the corpus that answers something
   else (« Le PDG de Klarna est Steve Davis »). It costs one short prompt and one token.

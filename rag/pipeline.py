@@ -126,7 +126,7 @@ class Pipeline:
         cited = citations.resolve(text, hits)
         if self.settings.verify:
             started = time.perf_counter()
-            evidence = " ".join(c.quote for c in cited)
+            evidence = " ".join(citations.evidence(text, c, question) for c in cited)
             confirmed = grounding.verify(self.llm, self.settings.prompts_dir, question, text, evidence)
             timings["verify"] = time.perf_counter() - started
             checks["verified"] = confirmed

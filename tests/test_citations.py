@@ -37,3 +37,14 @@ def test_marker_after_the_full_stop_moves_before_it_and_finds_its_sentence():
     passage = "Zuckerberg a parlé de TikTok. Meta prévoit de dépenser 65 milliards de dollars en 2025."
     start, end = supporting_sentence(passage, _citing_text(text, 1))
     assert passage[start:end].startswith("Meta prévoit")
+
+
+def test_evidence_is_the_two_best_sentences_in_text_order():
+    from rag.citations import evidence, resolve
+    from rag.records import Hit, Passage
+
+    text = "Il pleut à Paris. Meta est une entreprise. Elle prévoit 65 milliards de dépenses. Fin."
+    hits = [Hit(Passage("d#0-1", "d", "T", 0, len(text), text), 1.0)]
+    answer = "Meta prévoit 65 milliards [1]."
+    (citation,) = resolve(answer, hits)
+    assert evidence(answer, citation) == "Meta est une entreprise. Elle prévoit 65 milliards de dépenses."
