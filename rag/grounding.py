@@ -9,7 +9,7 @@
   none of the passages. Recorded for diagnosis; as a refusal rule it rejected more
   right answers than wrong ones (« 1 heure » against the article's « une heure »).
 
-Measured on eval/reference.jsonl in the README (« Checks »).
+Measured on eval/reference.jsonl: README, « Answer quality, measured ».
 """
 
 from __future__ import annotations
