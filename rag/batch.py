@@ -25,7 +25,7 @@ from typing import IO, Callable, Iterator
 
 from rag.errors import RagError
 from rag.pipeline import Pipeline
-from rag.records import Answer
+from rag.records import Answer, citation_json
 from rag.settings import Settings
 
 FIELDS = ("id", "question", "answer", "refused", "error", "citations", "passages", "models",
@@ -372,12 +372,7 @@ def record_of(q: Question, answer: Answer) -> dict:
     return {
         "id": q.id, "question": q.question, "answer": answer.text, "refused": answer.refused,
         "error": None,
-        "citations": [
-            {"number": c.number, "passage_id": c.passage.id, "doc_id": c.passage.doc_id,
-             "title": c.passage.title, "span": [c.quote_start, c.quote_end], "quote": c.quote,
-             "passage_span": [c.passage.start, c.passage.end], "passage_text": c.passage.text}
-            for c in answer.citations
-        ],
+        "citations": [citation_json(c) for c in answer.citations],
         "passages": [h.passage.id for h in answer.passages],
         "models": answer.models,
         "timings": {k: round(v, 4) for k, v in answer.timings.items()},

@@ -20,7 +20,7 @@ from rag.conversation import standalone_question
 from rag.errors import RagError
 from rag.index import Index
 from rag.pipeline import Pipeline, validate_question
-from rag.records import Answer
+from rag.records import Answer, citation_json
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -73,8 +73,7 @@ class Chat:
             if len(self._pipelines) >= _MAX_PIPELINES:
                 self._pipelines = {Options.of(self.base.settings): self.base}
             settings = self.base.settings.model_copy(update=asdict(options))
-            llm = self.base.llm if options.llm == self.base.settings.llm else None  # None: loaded on use
-            self._pipelines[options] = Pipeline(settings, index=self.base.index, llm=llm)
+            self._pipelines[options] = self.base.with_settings(settings)
         return self._pipelines[options]
 
     def respond(self, history: Sequence[tuple[str, str]], question: str,
@@ -127,11 +126,8 @@ def turn_record(turn: Turn, index: Index) -> dict:
     citations = []
     for c in answer.citations if answer else ():
         article = index.article(c.passage.doc_id)
-        citations.append({
-            "number": c.number, "title": article.title, "file": article.path, "doc_id": c.passage.doc_id,
-            "passage_id": c.passage.id, "passage": c.passage.text, "quote": c.quote,
-            "span": [c.quote_start, c.quote_end],
-        })
+        citations.append(citation_json(c) | {
+            "title": article.title, "file": article.path, "passage": c.passage.text})
     return {
         "question": turn.question, "standalone_question": turn.standalone or turn.question,
         "answer": turn.text, "refused": bool(answer and answer.refused),

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from rag.errors import RagError
-from rag.records import Answer
+from rag.records import Answer, citation_json
 from rag.settings import Settings, load_settings
 
 
@@ -124,11 +124,7 @@ def answer_json(answer: Answer) -> dict:
         "question": answer.question,
         "answer": answer.text,
         "refused": answer.refused,
-        "citations": [
-            {"number": c.number, "passage_id": c.passage.id, "doc_id": c.passage.doc_id,
-             "title": c.passage.title, "span": [c.quote_start, c.quote_end], "quote": c.quote}
-            for c in answer.citations
-        ],
+        "citations": [citation_json(c) for c in answer.citations],
         "passages": [asdict(h.passage) | {"score": h.score} for h in answer.passages],
         "models": answer.models,
         "timings": answer.timings,

@@ -60,6 +60,15 @@ class Pipeline:
             self._retriever = Retriever.from_index(self.index, get_embedder(self.settings))
         return self._retriever
 
+    def with_settings(self, settings: Settings) -> "Pipeline":
+        """A pipeline for other per-question options (k, temperature, model...) that
+        shares this one's index and retriever, and its model when it is the same one."""
+        other = Pipeline(settings, index=self.index,
+                         llm=self._llm if settings.llm == self.settings.llm else None)
+        if settings.embedder == self.settings.embedder:
+            other._retriever = self.retriever
+        return other
+
     def retrieve(self, question: str, k: int | None = None) -> list[Hit]:
         s = self.settings
         return self.retriever.search(question, k or s.k, s.retrieval, s.candidates, s.bm25_weight)

@@ -58,3 +58,12 @@ class Answer:
     models: dict = field(default_factory=dict)  # role -> model name
     raw: str = ""  # what the model wrote, before parsing and checks
     checks: dict = field(default_factory=dict)  # what the checks saw and decided (see pipeline)
+
+
+def citation_json(c: Citation) -> dict:
+    """A citation as plain data, the same in `rag ask --json`, batch records and the API."""
+    return {
+        "number": c.number, "passage_id": c.passage.id, "doc_id": c.passage.doc_id,
+        "title": c.passage.title, "span": [c.quote_start, c.quote_end], "quote": c.quote,
+        "passage_span": [c.passage.start, c.passage.end], "passage_text": c.passage.text,
+    }

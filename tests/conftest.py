@@ -31,6 +31,20 @@ def corpus(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def run(settings: Settings, monkeypatch: pytest.MonkeyPatch):
+    """Invoke the `rag` command on the fixture corpus with fake models."""
+    from click.testing import CliRunner
+
+    from rag.cli import main
+
+    for name in ("seeds_dir", "index_dir", "models_dir"):
+        monkeypatch.setenv(f"RAG_{name.upper()}", str(getattr(settings, name)))
+    monkeypatch.setenv("RAG_LLM", "fake")
+    monkeypatch.setenv("RAG_EMBEDDER", "fake")
+    return lambda *args: CliRunner().invoke(main, list(args))
+
+
+@pytest.fixture
 def settings(tmp_path: Path, corpus: Path) -> Settings:
     return Settings(
         seeds_dir=corpus, index_dir=tmp_path / "index", models_dir=tmp_path / "models",

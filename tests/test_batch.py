@@ -7,10 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from rag.batch import FIELDS, Output, Question, answer_file, read_questions, read_records, run_batch
-from rag.cli import main
 from rag.errors import RagError
 from rag.generation import FakeLLM
 from rag.index import build_index
@@ -235,15 +233,6 @@ def test_progress_bar_with_eta_only_when_asked(settings, tmp_path, capsys):
 
 
 # ------------------------------------------------------------------ the command
-
-
-@pytest.fixture
-def run(settings, monkeypatch):
-    for name in ("seeds_dir", "index_dir", "models_dir"):
-        monkeypatch.setenv(f"RAG_{name.upper()}", str(getattr(settings, name)))
-    monkeypatch.setenv("RAG_LLM", "fake")
-    monkeypatch.setenv("RAG_EMBEDDER", "fake")
-    return lambda *args: CliRunner().invoke(main, list(args))
 
 
 def test_batch_command_exit_code_says_whether_any_failed(run, tmp_path):

@@ -4,24 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from rag.cli import main
 from rag.settings import Settings
-
-
-@pytest.fixture
-def run(settings: Settings, monkeypatch):
-    monkeypatch.setenv("RAG_SEEDS_DIR", str(settings.seeds_dir))
-    monkeypatch.setenv("RAG_INDEX_DIR", str(settings.index_dir))
-    monkeypatch.setenv("RAG_MODELS_DIR", str(settings.models_dir))
-    monkeypatch.setenv("RAG_LLM", "fake")
-    monkeypatch.setenv("RAG_EMBEDDER", "fake")
-
-    def invoke(*args):
-        return CliRunner().invoke(main, list(args))
-
-    return invoke
 
 
 def test_ask_builds_the_index_and_prints_sources(run):

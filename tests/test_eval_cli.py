@@ -6,21 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from rag.cli import main
 from rag.settings import PROJECT_ROOT
 
 IDS = ("q001", "q002", "q015", "q016")  # q002 has no answer in the corpus
-
-
-@pytest.fixture
-def run(settings, monkeypatch):
-    for name in ("seeds_dir", "index_dir", "models_dir"):
-        monkeypatch.setenv(f"RAG_{name.upper()}", str(getattr(settings, name)))
-    monkeypatch.setenv("RAG_LLM", "fake")
-    monkeypatch.setenv("RAG_EMBEDDER", "fake")
-    return lambda *args: CliRunner().invoke(main, list(args))
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """Index build, round trip, stale/corrupt detection, atomic writes, incremental updates."""
 
-import json
 from pathlib import Path
 
 import pytest

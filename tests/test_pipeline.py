@@ -128,3 +128,12 @@ def test_marker_moves_to_the_passage_that_holds_the_answer(pipeline):
     sentence = hits[2].passage.text.split(". ")[0]
     answer = _with(pipeline, sentence + " [1].").ask(question)
     assert [c.number for c in answer.citations] == [3], answer.text
+
+
+def test_other_options_share_the_index_retriever_and_model(pipeline):
+    retriever = pipeline.retriever
+    other = pipeline.with_settings(pipeline.settings.model_copy(update={"k": 5, "temperature": 0.3}))
+    assert other.retriever is retriever and other.index is pipeline.index and other.llm is pipeline.llm
+    assert len(other.retrieve("Combien Meta dépense en IA ?")) == 5
+    smaller = pipeline.with_settings(pipeline.settings.model_copy(update={"llm": "smollm2-135m-instruct"}))
+    assert smaller._llm is None  # another model: loaded on first use, not the same object
