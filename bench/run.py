@@ -6,7 +6,8 @@ One run prints a Markdown table per part and writes every figure to JSON:
 - generation: time to first token and tokens/s through the app (Pipeline.stream, no
   verification) and through llama_cpp.Llama called directly with the same messages,
   sampling, length and context; alternated, medians; each run starts from a cleared
-  context, so every prefill is whole;
+  context and the app's prefix cache is off, so every prefill is whole; then the app
+  again with its prefix cache (the system prompt's KV cache put back: the real case);
 - end to end: one question with verification, split into retrieval, prompt, prefill,
   decode and verification; the model's load time and the process's RSS once it is loaded;
 - machine limits: copy bandwidth (~1 GB numpy array) and float32 matmul throughput, and
@@ -386,7 +387,9 @@ def prompt_tokens(llm, messages: list[dict]) -> int:
 
 
 def measure_generation(settings: Settings, index, question: str, repeats: int) -> dict:
-    """App vs llama-cpp-python on the identical prompt, alternating, medians of `repeats`."""
+    """App vs llama-cpp-python on the identical prompt, alternating, medians of `repeats`;
+    the app's prefix cache is off for that comparison (both evaluate the whole prompt), then
+    on for `repeats` more app runs (the system prompt's KV cache put back, the rest evaluated)."""
     from rag.pipeline import Pipeline
 
     pipeline = Pipeline(settings.model_copy(update={"verify": False}), index=index)
@@ -395,18 +398,33 @@ def measure_generation(settings: Settings, index, question: str, repeats: int) -
     direct = load_direct(settings)
     n_prompt = prompt_tokens(direct, messages)
     prompt_tokens(pipeline.llm.model, messages)
-    runs: dict[str, list[dict]] = {"app": [], "direct": []}
+    runs: dict[str, list[dict]] = {"app": [], "direct": [], "app_prefix_cache": []}
     busy: dict = {}
     with others_cpu(busy):
+        pipeline.llm.reuse_prefix = False
         for i in range(repeats):
             for who in ("app", "direct") if i % 2 == 0 else ("direct", "app"):
                 log(f"generation {who} {i + 1}/{repeats}…")
                 run = run_app(pipeline, question) if who == "app" else run_direct(direct, messages, settings)
                 runs[who].append(run)
+        pipeline.llm.reuse_prefix = True
+        log("generation app, computing the system prompt's KV cache…")
+        started = time.perf_counter()
+        pipeline.llm.restore_prefix(messages)
+        prefix_s = time.perf_counter() - started
+        for i in range(repeats):
+            log(f"generation app with the prefix cache {i + 1}/{repeats}…")
+            runs["app_prefix_cache"].append(run_app(pipeline, question))
+        pipeline.llm.reuse_prefix = settings.reuse_prefix
     result = {who: _medians(r) for who, r in runs.items()} | busy
     result.update(prompt_tokens=n_prompt, runs=runs, same_text=runs["app"][0]["text"] == runs["direct"][0]["text"],
                   same_passages=runs["app"][0]["passages"] == [h.passage.id for h in hits],
-                  ratios=_ratios(result["app"], result["direct"]), model=_model_facts(direct))
+                  ratios=_ratios(result["app"], result["direct"]), model=_model_facts(direct),
+                  prefix={"tokens": len(pipeline.llm.prefixes[messages[0]["content"]].tokens),
+                          "compute_s": prefix_s, "state_mb": len(pipeline.llm.prefixes[messages[0]["content"]].state) / 1e6,
+                          "same_text": runs["app_prefix_cache"][0]["text"] == runs["app"][0]["text"]})
+    cached = result["app_prefix_cache"]
+    result["ratios"]["ttft_prefix_cache"] = (cached["ttft_s"] - cached["before_llm_s"]) / result["direct"]["ttft_s"]
     return result
 
 
@@ -454,16 +472,21 @@ def measure_end_to_end(settings: Settings, index, question: str, repeats: int) -
 
 def limits(machine: dict, gen: dict, e2e: dict) -> list[dict]:
     """Decode reads every weight once per token (bandwidth); prefill is 2 x params FLOPs per
-    prompt token (matmul throughput). Ratio = measured throughput / the ceiling."""
+    prompt token evaluated (matmul throughput): with the prefix cache, the tokens after the
+    system prompt. Ratio = measured throughput / the ceiling."""
     model = gen["model"]
     max_tps = machine["bandwidth_gbs"] * 1e9 / model["file_bytes"]
-    min_prefill = 2 * model["matmul_params"] * gen["prompt_tokens"] / (machine["matmul_gflops"] * 1e9)
+    per_token = 2 * model["matmul_params"] / (machine["matmul_gflops"] * 1e9)
+    min_prefill = per_token * gen["prompt_tokens"]
+    min_cached = per_token * (gen["prompt_tokens"] - gen["prefix"]["tokens"])
     app_prefill = gen["app"]["ttft_s"] - gen["app"]["before_llm_s"]
+    cached = gen["app_prefix_cache"]["ttft_s"] - gen["app_prefix_cache"]["before_llm_s"]
     rows = [("decode tokens/s, direct", gen["direct"]["tokens_per_s"], max_tps),
             ("decode tokens/s, app", gen["app"]["tokens_per_s"], max_tps),
             ("prefill s, direct", gen["direct"]["ttft_s"], min_prefill),
             ("prefill s, app", app_prefill, min_prefill),
-            ("prefill s, end to end", e2e["prefill_s"], min_prefill)]
+            ("prefill s, app with prefix cache", cached, min_cached),
+            ("prefill s, end to end (prefix cache on)", e2e["prefill_s"], min_cached)]
     return [{"what": what, "measured": m, "limit": lim, "share": m / lim if "tokens" in what else lim / m}
             for what, m, lim in rows]
 

@@ -69,20 +69,27 @@ def _hnsw(info: dict) -> str:
 
 def generation_table(gen: dict, llm: str) -> str:
     a, d, r = gen["app"], gen["direct"], gen["ratios"]
+    c, prefix = gen["app_prefix_cache"], gen["prefix"]
     rows = [["time to first token s (app: incl. retrieval + prompt)", a["ttft_s"], d["ttft_s"],
              r["ttft_with_retrieval"]],
             ["time to first token s, model call only", a["ttft_s"] - a["before_llm_s"], d["ttft_s"], r["ttft"]],
             ["decode tokens/s (ratio: time per token)", a["tokens_per_s"], d["tokens_per_s"], r["tokens_per_s"]],
             ["to last token s, model call only", a["last_s"] - a["before_llm_s"], d["last_s"], r["to_last_token"]],
-            ["pieces streamed", a["pieces"], d["pieces"], ""]]
+            ["pieces streamed", a["pieces"], d["pieces"], ""],
+            [f"time to first token s, model call only, app with its prefix cache ({prefix['tokens']} "
+             f"system-prompt tokens put back, the rest evaluated)", c["ttft_s"] - c["before_llm_s"], d["ttft_s"],
+             r["ttft_prefix_cache"]]]
     title = (f"Generation, {llm}, {gen['prompt_tokens']} prompt tokens, median of {len(gen['runs']['app'])} "
              f"(same text: {gen['same_text']}, same passages: {gen['same_passages']}; other processes used "
              f"{gen['others_cpu']:.0%} of the CPU meanwhile)")
     verdict = "within" if r["to_last_token"] <= 1.05 else "ABOVE"
     warning = (f" — NOT MEANINGFUL: other processes used {gen['others_cpu']:.0%} of the CPU; run again on a "
                "quiet machine" if gen["others_cpu"] > BUSY else "")
+    cache = (f"\n\nPrefix cache: the system prompt's KV cache ({prefix['state_mb']:.1f} MB) was computed once in "
+             f"{prefix['compute_s']:.2f} s; same answer as without it: {prefix['same_text']}.")
     return (table(title, ["", "app", "llama-cpp direct", "app/direct time"], rows)
-            + f"\n\nOverhead of the app, to last token: {r['to_last_token']:.3f} ({verdict} the 1.05 target){warning}")
+            + f"\n\nOverhead of the app, to last token: {r['to_last_token']:.3f} ({verdict} the 1.05 target){warning}"
+            + cache)
 
 
 def end_to_end_table(e2e: dict, load: dict, machine: dict, lim: list[dict]) -> str:

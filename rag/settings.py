@@ -49,6 +49,7 @@ class Settings(BaseModel):
     temperature: float = 0.0
     max_tokens: int = 256
     max_question_chars: int = 500
+    reuse_prefix: bool = True  # keep each system prompt's KV cache across questions (rag/generation.py)
     verify: bool = True  # ask the model to confirm each answer on its supporting sentence
 
     # the chat (`rag serve`)

@@ -100,3 +100,53 @@ def test_clustered_unit_vectors():
     sims = vectors @ vectors.T
     np.fill_diagonal(sims, -1)
     assert np.median(sims.max(axis=1)) > 0.3 > abs(float(np.median(sims)))
+
+
+def _load_script(name: str):
+    import sys
+
+    sys.path.insert(0, str(PROJECT_ROOT / "bench"))  # the scripts import their siblings
+    try:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}", PROJECT_ROOT / "bench" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(PROJECT_ROOT / "bench"))
+    return module
+
+
+def test_limits_by_hand():
+    run = _load_script("run")
+    machine = {"bandwidth_gbs": 10.0, "matmul_gflops": 100.0}
+    gen = {"model": {"file_bytes": 1e9, "matmul_params": 1e9}, "prompt_tokens": 1000, "prefix": {"tokens": 300},
+           "direct": {"tokens_per_s": 8.0, "ttft_s": 40.0},
+           "app": {"tokens_per_s": 5.0, "ttft_s": 41.0, "before_llm_s": 1.0},
+           "app_prefix_cache": {"ttft_s": 29.0, "before_llm_s": 1.0}}
+    rows = {r["what"]: r for r in run.limits(machine, gen, {"prefill_s": 30.0})}
+    # 10 GB/s over a 1 GB file: at most 10 tokens/s
+    assert rows["decode tokens/s, direct"]["limit"] == pytest.approx(10.0)
+    assert rows["decode tokens/s, app"]["share"] == pytest.approx(0.5)
+    # 2 x 1e9 FLOPs per token at 100 GFLOP/s: 0.02 s a token, 20 s for 1000, 14 s for the 700 after the prefix
+    assert rows["prefill s, app"]["limit"] == pytest.approx(20.0) and rows["prefill s, app"]["share"] == 0.5
+    assert rows["prefill s, app with prefix cache"]["limit"] == pytest.approx(14.0)
+    assert rows["prefill s, app with prefix cache"]["share"] == pytest.approx(0.5)
+    assert rows["prefill s, end to end (prefix cache on)"]["share"] == pytest.approx(14.0 / 30.0)
+
+
+def test_prompt_size_grid_parsing():
+    sweep = _load_script("prompt_size")
+    assert sweep.parse_grid("3x900, 1x600,") == [(3, 900), (1, 600)]
+    for bad in ("3x", "x900", "0x900", "3*900", "trois x 900"):
+        with pytest.raises(SystemExit, match="point de grille invalide"):
+            sweep.parse_grid(bad)
+
+
+def test_prompt_size_table_has_one_line_per_point():
+    sweep = _load_script("prompt_size")
+    figures = {"speed": {"first_token_p50": 4.5}, "answers": {"key_facts": 0.7, "f1": 0.5},
+               "citations": {"cites_evidence": 0.8, "precision": 0.75},
+               "refusals": {"recall": 0.9, "wrong_refusals": 0.05}, "retrieval": {"recall@3": 0.92}}
+    rows = [sweep.row(3, 900, {"figures": figures}, 1051.4), sweep.row(1, 600, {"figures": figures}, 520)]
+    assert rows[0]["prompt_tokens"] == 1051 and rows[0]["recall@k"] == 0.92 and rows[1]["recall@k"] is None
+    lines = sweep.table(rows).splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| 3 | 900 | 1051 | 4.500 | 0.700 |")

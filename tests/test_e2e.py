@@ -54,3 +54,50 @@ def test_cli_ask_end_to_end(real: Pipeline, tmp_path: Path):
     out = json.loads(run.stdout)
     assert "65 milliards" in out["answer"] and not out["refused"]
     assert out["citations"][0]["doc_id"] == EVIDENCE_2025[0]
+
+
+def _evaluated(llm) -> list[int]:
+    """Record how many tokens each llama_cpp evaluation call is given, from now on."""
+    sizes: list[int] = []
+    model, original = llm.model, llm.model.eval
+
+    def counting(tokens):
+        sizes.append(len(tokens))
+        return original(tokens)
+
+    model.eval = counting  # instance attribute: Llama.generate calls self.eval
+    return sizes
+
+
+def test_system_prompt_is_evaluated_once_and_put_back(real: Pipeline):
+    llm = real.llm
+    messages = real.messages(META_2025, real.retrieve(META_2025))
+    other = [{"role": "system", "content": "Réponds par un seul mot."}, {"role": "user", "content": "Bonjour"}]
+    first = "".join(llm.stream(messages, 24, 0.0))
+    prefix = llm.prefixes[messages[0]["content"]]
+    n_prompt = len(llm._prompt_tokens(messages))
+    assert 100 < len(prefix.tokens) < n_prompt  # the few-shot system prompt, not the question
+    # the prompt create_chat_completion really ran starts with the saved prefix
+    assert llm.model.input_ids[:len(prefix.tokens)].tolist() == list(prefix.tokens)
+
+    "".join(llm.stream(other, 4, 0.0))  # another system prompt overwrites the context
+    restored = llm.prefix_stats["restored"]
+    sizes = _evaluated(llm)
+    try:
+        second = "".join(llm.stream(messages, 24, 0.0))
+    finally:
+        del llm.model.eval
+    assert llm.prefix_stats["restored"] == restored + 1
+    # only what follows the system prompt was evaluated, then one token per decode step
+    assert sizes[0] == n_prompt - len(prefix.tokens) and set(sizes[1:]) <= {1}
+    assert second == first  # an answer does not depend on what was asked before it
+
+
+def test_prefix_cache_keeps_the_latest_system_prompts(real: Pipeline):
+    llm = real.llm
+    for i in range(llm.MAX_PREFIXES + 2):
+        "".join(llm.stream([{"role": "system", "content": f"Consigne numéro {i}."},
+                            {"role": "user", "content": "Bonjour"}], 2, 0.0))
+    kept = list(llm.prefixes)
+    assert len(kept) == llm.MAX_PREFIXES
+    assert kept[-1] == f"Consigne numéro {llm.MAX_PREFIXES + 1}." and "Consigne numéro 0." not in kept
