@@ -45,14 +45,14 @@ import numpy as np
 from rag.settings import PROJECT_ROOT, Settings
 
 # siblings in bench/, found because the script's folder heads sys.path
-from helpers import (clustered_unit_vectors, index_type, percentile, recall_at_k,  # noqa: E402
+from helpers import (clustered_unit_vectors, index_type, ivf_lists, percentile, recall_at_k,  # noqa: E402
                      tile_bm25, write_synthetic_corpus)
 from tables import build_table, end_to_end_table, generation_table, retrieval_tables  # noqa: E402
 
 QUESTION = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
 REFERENCE = PROJECT_ROOT / "eval" / "reference.jsonl"
-HNSW_M, HNSW_EF_CONSTRUCTION = 32, 40
-RECALL_TARGET = 0.95  # recall@10 against exact search that HNSW's efSearch is tuned to keep
+RECALL_TARGET = 0.95  # recall@10 against exact search that IVF's nprobe is tuned to keep
+IVF_TRAIN_PER_LIST = 40  # k-means training vectors per inverted list (faiss warns below 39)
 EMBED_SAMPLE = 512  # passages embedded to extrapolate the embedding rate of a big corpus
 MEMORY_SAMPLE = 128  # passages embedded in the traced pass: working memory is per batch of 32
 QWEN_PARAMS = 1.54e9  # Qwen2.5-1.5B without its embedding table, when llama_cpp cannot say
@@ -246,18 +246,21 @@ def build_faiss(vectors: np.ndarray, kind: str):
     import faiss
 
     started = time.perf_counter()
+    n, dim = vectors.shape
     if kind == "flat":
-        index = faiss.IndexFlatIP(vectors.shape[1])
+        index = faiss.IndexFlatIP(dim)
     else:
-        index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        lists = ivf_lists(n)
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).choice(n, min(n, IVF_TRAIN_PER_LIST * lists), replace=False)
+        index.train(vectors[np.sort(sample)])
     index.add(vectors)
     return index, time.perf_counter() - started
 
 
 def synthetic_indexes(n: int, dim: int, n_queries: int = 100):
-    """(index of the type chosen for n, exact index, facts): n clustered unit vectors; HNSW's
-    efSearch is the smallest keeping RECALL_TARGET on one set of held-out queries, and the
+    """(index of the type chosen for n, exact index, facts): n clustered unit vectors; IVF's
+    nprobe is the smallest keeping RECALL_TARGET on one set of held-out queries, and the
     recall reported is measured on another."""
     data = clustered_unit_vectors(n + 2 * n_queries, dim, np.random.default_rng(n))
     tuning, testing = data[n:n + n_queries].copy(), data[n + n_queries:].copy()  # copies: `del data` frees
@@ -266,23 +269,23 @@ def synthetic_indexes(n: int, dim: int, n_queries: int = 100):
     chosen, chosen_s = (flat, flat_s) if kind == "flat" else build_faiss(data[:n], kind)
     del data
     info = {"passages": n, "faiss": kind, "build_s": chosen_s, "flat_build_s": flat_s, "recall_target": RECALL_TARGET}
-    if kind == "hnsw":
-        ef, tuned = tune_ef(chosen, flat, tuning)
-        info["hnsw"] = {"M": HNSW_M, "efConstruction": HNSW_EF_CONSTRUCTION, "efSearch": ef, "tuning_recall": tuned}
+    if kind == "ivf":
+        nprobe, tuned = tune_nprobe(chosen, flat, tuning)
+        info["ivf"] = {"lists": chosen.nlist, "nprobe": nprobe, "tuning_recall": tuned}
     info["recall@10_vs_flat"] = recall_at_k(flat.search(testing, 10)[1], chosen.search(testing, 10)[1])
     return chosen, flat, info
 
 
-def tune_ef(index, flat, queries: np.ndarray, k: int = 10) -> tuple[int, float]:
-    """The smallest efSearch of 64, 128, ... 1024 whose recall@k against exact search
-    reaches RECALL_TARGET (else 1024), left set on the index; and that recall."""
+def tune_nprobe(index, flat, queries: np.ndarray, k: int = 10) -> tuple[int, float]:
+    """The smallest nprobe of 1, 2, 4 ... 256 whose recall@k against exact search reaches
+    RECALL_TARGET (else 256), left set on the index; and that recall."""
     truth = flat.search(queries, k)[1]
-    for ef in (64, 128, 256, 512, 1024):
-        index.hnsw.efSearch = ef
+    for nprobe in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+        index.nprobe = nprobe
         recall = recall_at_k(truth, index.search(queries, k)[1], k)
         if recall >= RECALL_TARGET:
             break
-    return ef, recall
+    return nprobe, recall
 
 
 def synthetic_retrieval(n: int, seeds_index, embedder, questions: list[str], settings: Settings):

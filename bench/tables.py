@@ -49,22 +49,22 @@ def retrieval_tables(rows: list[dict], infos: list[dict]) -> str:
                       f"{r['others_cpu']:.0%}"] for r in rows])
     if not infos:
         return latency
-    kinds = table(f"FAISS index type by size (clustered random unit vectors; HNSW efSearch: the smallest "
+    kinds = table(f"FAISS index type by size (clustered random unit vectors; IVF nprobe: the smallest "
                   f"keeping recall@10 ≥ {infos[0]['recall_target']} on 100 held-out queries, recall measured "
                   "on 100 others)",
-                  ["passages", "type", "build s", "flat build s", "HNSW M / efConstruction / efSearch",
+                  ["passages", "type", "build s (IVF: train + add)", "flat build s", "IVF lists / nprobe",
                    "recall@10 vs flat"],
-                  [[f"{i['passages']:,}", i["faiss"], i["build_s"], i["flat_build_s"], _hnsw(i),
+                  [[f"{i['passages']:,}", i["faiss"], i["build_s"], i["flat_build_s"], _ivf(i),
                     i["recall@10_vs_flat"]] for i in infos])
     return latency + "\n" + kinds
 
 
-def _hnsw(info: dict) -> str:
-    h = info.get("hnsw")
+def _ivf(info: dict) -> str:
+    h = info.get("ivf")
     if not h:
         return ""
     missed = " (target not reached)" if h["tuning_recall"] < info["recall_target"] else ""
-    return f"{h['M']} / {h['efConstruction']} / {h['efSearch']}{missed}"
+    return f"{h['lists']:,} / {h['nprobe']}{missed}"
 
 
 def generation_table(gen: dict, llm: str) -> str:

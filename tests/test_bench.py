@@ -48,7 +48,7 @@ def test_percentile_matches_numpy():
 
 
 @pytest.mark.parametrize("n, kind", [(48, "flat"), (100_000, "flat"), (199_999, "flat"),
-                                     (200_000, "hnsw"), (1_000_000, "hnsw")])
+                                     (200_000, "ivf"), (1_000_000, "ivf")])
 def test_index_type_by_size(n, kind):
     assert helpers.index_type(n) == kind
 
@@ -150,3 +150,22 @@ def test_prompt_size_table_has_one_line_per_point():
     assert rows[0]["prompt_tokens"] == 1051 and rows[0]["recall@k"] == 0.92 and rows[1]["recall@k"] is None
     lines = sweep.table(rows).splitlines()
     assert len(lines) == 4 and lines[2].startswith("| 3 | 900 | 1051 | 4.500 | 0.700 |")
+
+
+def test_ivf_lists_is_about_sqrt_n():
+    assert helpers.ivf_lists(1_000_000) == 1000 and helpers.ivf_lists(200_000) == 447 and helpers.ivf_lists(1) == 1
+
+
+def test_ivf_index_tuned_to_the_recall_target():
+    run = _load_script("run")
+    rng = np.random.default_rng(5)
+    data = helpers.clustered_unit_vectors(20_200, 64, rng)
+    base, tuning = data[:20_000], data[20_000:20_100]
+    index, _ = run.build_faiss(base, "ivf")
+    flat, _ = run.build_faiss(base, "flat")
+    assert index.nlist == helpers.ivf_lists(20_000) and index.ntotal == 20_000
+    nprobe, recall = run.tune_nprobe(index, flat, tuning)
+    assert recall >= run.RECALL_TARGET and index.nprobe == nprobe
+    if nprobe > 1:  # the smallest nprobe that keeps the target: one step less does not
+        index.nprobe = nprobe // 2
+        assert helpers.recall_at_k(flat.search(tuning, 10)[1], index.search(tuning, 10)[1]) < run.RECALL_TARGET
