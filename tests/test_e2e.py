@@ -42,11 +42,8 @@ def test_answers_with_the_figure_and_cites_the_article(real: Pipeline):
 
 
 @pytest.mark.parametrize("question", [
-    # the model answers « Steve Davis » (Twitter's favourite for CEO); the verification refuses it
-    "Comment s'appelle le PDG de Klarna ?",
-    pytest.param("Qui a fondé TikTok ?", marks=pytest.mark.xfail(strict=True, reason=(
-        "known miss: with the prefix cache's numerics the model answers « Zuckerberg a fondé TikTok [2] » and "
-        "the verifier confirms it (P(oui) 0.85); it was refused before by a narrow margin. Strict: passes → fix the mark"))),
+    "Qui a fondé TikTok ?",  # the model's inventions: « Zuckerberg a fondé TikTok »…
+    "Comment s'appelle le PDG de Klarna ?",  # … « Steve Davis » (Twitter's favourite for CEO)
 ])
 def test_declines_a_question_the_corpus_does_not_answer(real: Pipeline, question: str):
     answer = real.ask(question)
