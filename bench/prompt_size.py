@@ -5,7 +5,8 @@
 For each k x passage_chars of the grid, runs the full `rag eval` (real models, verification
 on) in its own process, with its own index when the passage length differs, into
 OUT/k{k}-c{chars}/ (an interrupted sweep resumes where it stopped), then prints one table:
-the prompt's mean length in tokens (the model's own tokenizer on the rendered messages),
+the prompt's mean length in tokens (the model's own tokenizer on the system and user
+messages; the chat template adds a dozen more),
 time to first token, and the quality figures the setting is chosen on. Writes OUT/sweep.json.
 Each point is a whole eval (~10 minutes on 2 cores): the default grid takes over an hour.
 Run nothing else meanwhile if the timings matter; the quality figures do not depend on it.

@@ -413,7 +413,7 @@ def measure_generation(settings: Settings, index, question: str, repeats: int) -
         pipeline.llm.reuse_prefix = True
         log("generation app, computing the system prompt's KV cache…")
         started = time.perf_counter()
-        pipeline.llm.restore_prefix(messages)
+        prefix = pipeline.llm.restore_prefix(messages)
         prefix_s = time.perf_counter() - started
         for i in range(repeats):
             log(f"generation app with the prefix cache {i + 1}/{repeats}…")
@@ -423,8 +423,7 @@ def measure_generation(settings: Settings, index, question: str, repeats: int) -
     result.update(prompt_tokens=n_prompt, runs=runs, same_text=runs["app"][0]["text"] == runs["direct"][0]["text"],
                   same_passages=runs["app"][0]["passages"] == [h.passage.id for h in hits],
                   ratios=_ratios(result["app"], result["direct"]), model=_model_facts(direct),
-                  prefix={"tokens": len(pipeline.llm.prefixes[messages[0]["content"]].tokens),
-                          "compute_s": prefix_s, "state_mb": len(pipeline.llm.prefixes[messages[0]["content"]].state) / 1e6,
+                  prefix={"tokens": len(prefix.tokens), "compute_s": prefix_s, "state_mb": len(prefix.state) / 1e6,
                           "same_text": runs["app_prefix_cache"][0]["text"] == runs["app"][0]["text"]})
     cached = result["app_prefix_cache"]
     result["ratios"]["ttft_prefix_cache"] = (cached["ttft_s"] - cached["before_llm_s"]) / result["direct"]["ttft_s"]

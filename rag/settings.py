@@ -50,7 +50,7 @@ class Settings(BaseModel):
     max_tokens: int = 256
     max_question_chars: int = 500
     reuse_prefix: bool = True  # keep each system prompt's KV cache across questions (rag/generation.py)
-    verify: bool = True  # ask the model to confirm each answer on its supporting sentence
+    verify: bool = True  # ask the model to confirm each answer on the cited passage's best two sentences
 
     # the chat (`rag serve`)
     host: str = "127.0.0.1"  # only this machine; another address exposes the app on a network
