@@ -51,7 +51,7 @@ def run_eval(k: int, chars: int, out: Path) -> dict:
 
 def prompt_tokens(k: int, chars: int, out: Path, questions: list[str]) -> float:
     """Mean prompt length in tokens over the reference questions, with this setting."""
-    from rag.generation import get_llm
+    from rag.llms import get_llm
     from rag.pipeline import Pipeline
 
     settings = Settings(k=k, passage_chars=chars, index_dir=out / f"index-c{chars}")

@@ -326,10 +326,10 @@ def measure_retrieval(settings: Settings, seeds_index, sizes: list[int]) -> tupl
 # ---------------------------------------------------------------- generation
 
 def load_app_model(settings: Settings) -> dict:
-    """Load the app's model (rag.generation) and say how long it took and what it holds."""
+    """Load the app's model (rag.llms) and say how long it took and what it holds."""
     import psutil
 
-    from rag.generation import get_llm
+    from rag.llms import get_llm
 
     before = psutil.Process().memory_info().rss
     load_s = _timed(lambda: get_llm(settings))
@@ -338,7 +338,7 @@ def load_app_model(settings: Settings) -> dict:
 
 
 def load_direct(settings: Settings):
-    """llama-cpp-python with the parameters rag.generation.LlamaLLM uses."""
+    """llama-cpp-python with the parameters rag.llms.llamacpp.LlamaCppLLM uses."""
     import llama_cpp
 
     from rag import models

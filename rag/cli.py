@@ -50,9 +50,14 @@ def _check_models(settings: Settings) -> None:
     """Unknown model names fail here, in one line, before the index or a model loads."""
     from rag.models import get_spec
 
-    for name, role in ((settings.llm, "llm"), (settings.embedder, "embedding")):
-        if name != "fake":
-            get_spec(settings, name, role=role)
+    if settings.llm_backend == "llamacpp":
+        get_spec(settings, settings.llm, role="llm")
+    elif ":" in settings.llm_backend:  # a plugin knows its own models: it says when it is made
+        from rag.llms import get_llm
+
+        get_llm(settings)
+    if settings.embedder != "fake":
+        get_spec(settings, settings.embedder, role="embedding")
 
 
 def _log(message: str) -> None:

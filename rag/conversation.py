@@ -4,9 +4,6 @@ Retrieval sees one question, not a conversation, so a follow-up is rewritten fir
 the language model (prompts/rewrite.txt, temperature 0, a few dozen tokens) from the
 last turns. The rewrite is sanitised: one line, no label or quotes; an empty, overlong
 or answer-like output falls back to the question as asked. Answering is not done here.
-
-The `fake` test model cannot rewrite (it only quotes passages), so for it the rewrite
-is mechanical: the previous question's content words, then the new question.
 """
 
 from __future__ import annotations
@@ -18,7 +15,6 @@ from rag.errors import RagError
 from rag.pipeline import validate_question
 from rag.prompts import render
 from rag.settings import Settings
-from rag.text import terms
 
 MAX_TURNS = 3  # turns of the conversation shown to the model
 MAX_ANSWER_CHARS = 400  # each past answer is cut to this in the prompt
@@ -31,8 +27,6 @@ def standalone_question(history: Sequence[tuple[str, str]], question: str, llm, 
     """`question` made understandable without `history` [(question, answer), ...]."""
     if not history:
         return question
-    if getattr(llm, "name", "") == "fake":
-        return _with_context_words(history[-1][0], question)
     turns = [(asked, _MARKERS.sub("", answered)[:MAX_ANSWER_CHARS]) for asked, answered in history[-MAX_TURNS:]]
     prompt = render(settings.prompts_dir, "rewrite.txt", history=turns, question=question)
     output = "".join(llm.stream([{"role": "user", "content": prompt}], MAX_TOKENS, 0.0))
@@ -52,13 +46,3 @@ def sanitize(output: str, question: str, max_chars: int) -> str:
     except RagError:
         return question
 
-
-def _with_context_words(previous: str, question: str) -> str:
-    """« Meta prévoit-elle dépenser IA 2025 : Et combien en 2024 ? » for the fake model."""
-    asked = set(terms(question))
-    kept: list[str] = []
-    for word in re.findall(r"[\w'’-]+", previous):
-        new = [t for t in terms(word) if t not in asked]
-        if new and word not in kept:
-            kept.append(word)
-    return f"{' '.join(kept)} : {question}" if kept else question

@@ -21,7 +21,7 @@ from typing import Iterator
 from rag import citations, grounding
 from rag.embedding import get_embedder
 from rag.errors import RagError
-from rag.generation import LLM, get_llm
+from rag.llms import LLM, get_llm
 from rag.index import Index, ensure_index
 from rag.prompts import render
 from rag.records import Answer, Hit

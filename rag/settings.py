@@ -29,8 +29,10 @@ class Settings(BaseModel):
     models_dir: Path = PROJECT_ROOT / "models"  # assembled / downloaded model files
     models_file: Path = PROJECT_ROOT / "models.txt"
 
-    # which models (names from models.txt; "fake" ones exist for tests)
+    # which models (names from models.txt)
     llm: str = "qwen2.5-coder-1.5b-instruct"
+    # where it runs: "llamacpp" (this process), "openai" (a server), or "package.module:factory"
+    llm_backend: str = "llamacpp"
     embedder: str = "use-multilingual-v3"
 
     # passages
@@ -49,7 +51,7 @@ class Settings(BaseModel):
     temperature: float = 0.0
     max_tokens: int = 256
     max_question_chars: int = 500
-    reuse_prefix: bool = True  # keep each system prompt's KV cache across questions (rag/generation.py)
+    reuse_prefix: bool = True  # keep each system prompt's KV cache across questions (rag/llms/llamacpp.py)
     verify: bool = True  # ask the model to confirm each answer on the cited passage's best two sentences
 
     # the chat (`rag serve`)
@@ -62,6 +64,13 @@ class Settings(BaseModel):
     def _positive(cls, value: int) -> int:
         if value < 1:
             raise ValueError("doit être un entier positif")
+        return value
+
+    @field_validator("llm_backend")
+    @classmethod
+    def _backend(cls, value: str) -> str:
+        if value not in ("llamacpp", "openai") and ":" not in value:
+            raise ValueError("attendu llamacpp, openai ou paquet.module:fabrique")
         return value
 
     @field_validator("port")

@@ -10,6 +10,7 @@ import pytest
 from rag.settings import PROJECT_ROOT, Settings
 
 SEEDS = PROJECT_ROOT / "seeds"
+FAKE_LLM = "fakes:FakeLLM"  # tests/fakes.py, selected like a real backend
 
 
 @pytest.fixture(autouse=True)
@@ -40,6 +41,7 @@ def run(settings: Settings, monkeypatch: pytest.MonkeyPatch):
     for name in ("seeds_dir", "index_dir", "models_dir"):
         monkeypatch.setenv(f"RAG_{name.upper()}", str(getattr(settings, name)))
     monkeypatch.setenv("RAG_LLM", "fake")
+    monkeypatch.setenv("RAG_LLM_BACKEND", FAKE_LLM)
     monkeypatch.setenv("RAG_EMBEDDER", "fake")
     return lambda *args: CliRunner().invoke(main, list(args))
 
@@ -48,5 +50,5 @@ def run(settings: Settings, monkeypatch: pytest.MonkeyPatch):
 def settings(tmp_path: Path, corpus: Path) -> Settings:
     return Settings(
         seeds_dir=corpus, index_dir=tmp_path / "index", models_dir=tmp_path / "models",
-        llm="fake", embedder="fake", threads=1,
+        llm="fake", llm_backend=FAKE_LLM, embedder="fake", threads=1,
     )

@@ -7,7 +7,7 @@ import threading
 import time
 from pathlib import Path
 
-from rag.generation import FakeLLM
+from fakes import FakeLLM
 from rag.settings import PROJECT_ROOT
 
 SEEDS = PROJECT_ROOT / "seeds"

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from rag.generation import FakeLLM
+from fakes import FakeLLM
 from rag.index import build_index
 from rag.pipeline import Pipeline
 from rag.settings import Settings
@@ -22,7 +23,7 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("api")
     shutil.copytree(SEEDS, root / "seeds")
     settings = Settings(seeds_dir=root / "seeds", index_dir=root / "index", models_dir=root / "models",
-                        llm="fake", embedder="fake", threads=1)
+                        llm="fake", llm_backend="fakes:FakeLLM", embedder="fake", threads=1)
     slow = SlowLLM(delay=0.01)
     pipeline = Pipeline(settings, index=build_index(settings, log=lambda *_: None), llm=slow)
     app, url = launch(settings, pipeline)
@@ -102,8 +103,10 @@ def test_rag_serve_command_serves_the_chat(settings):
     import urllib.request
 
     port = free_port()
-    env = {**os.environ, "RAG_LLM": "fake", "RAG_EMBEDDER": "fake", "RAG_SEEDS_DIR": str(settings.seeds_dir),
-           "RAG_INDEX_DIR": str(settings.index_dir), "RAG_MODELS_DIR": str(settings.models_dir)}
+    tests = str(Path(__file__).parent)  # where the fake model the server loads lives
+    env = {**os.environ, "RAG_LLM": "fake", "RAG_LLM_BACKEND": "fakes:FakeLLM", "RAG_EMBEDDER": "fake",
+           "RAG_SEEDS_DIR": str(settings.seeds_dir), "RAG_INDEX_DIR": str(settings.index_dir),
+           "RAG_MODELS_DIR": str(settings.models_dir), "PYTHONPATH": tests}
     server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

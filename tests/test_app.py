@@ -13,7 +13,7 @@ from rag import chat_html
 from rag.app import build_app, serve
 from rag.chat import UNEXPECTED, local_llms
 from rag.cli import main
-from rag.generation import FakeLLM
+from fakes import FakeLLM
 from rag.index import build_index
 from rag.pipeline import REFUSAL, Pipeline
 from serving import PLANTED_QUESTION, SlowLLM, plant
@@ -249,7 +249,8 @@ def test_serve_binds_this_machine_and_asks_a_login_when_configured(planted, inde
 @pytest.fixture
 def cli(settings, monkeypatch):
     for key, value in {"SEEDS_DIR": settings.seeds_dir, "INDEX_DIR": settings.index_dir,
-                       "MODELS_DIR": settings.models_dir, "LLM": "fake", "EMBEDDER": "fake"}.items():
+                       "MODELS_DIR": settings.models_dir, "LLM": "fake", "LLM_BACKEND": "fakes:FakeLLM",
+                       "EMBEDDER": "fake"}.items():
         monkeypatch.setenv(f"RAG_{key}", str(value))
     served = {}
     monkeypatch.setattr("rag.app.serve", lambda settings, pipeline, log: served.update(settings=settings))

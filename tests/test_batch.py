@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
-from rag.batch import FIELDS, Output, Question, answer_file, read_questions, read_records, run_batch
+from rag.batch import (FIELDS, LEGACY_FIELDS, Output, Question, answer_file, read_questions, read_records,
+                       run_batch, settings_of)
 from rag.errors import RagError
-from rag.generation import FakeLLM
+from fakes import FakeLLM
 from rag.index import build_index
 from rag.pipeline import Pipeline
 
@@ -114,6 +116,10 @@ def test_one_record_per_question_and_failures_recorded(settings, index, tmp_path
     ok, empty, _, long = records
     assert ok["error"] is None and ok["refused"] is False and ok["tokens"] > 0
     assert ok["models"] == {"llm": "fake", "embedder": "fake"}
+    assert ok["settings"] == empty["settings"] == settings_of(settings)
+    assert {"llm": "fake", "embedder": "fake", "retrieval": "hybrid", "k": 3, "bm25_weight": 0.6,
+            "passage_chars": 600, "temperature": 0.0, "max_tokens": 256, "verify": True}.items() <= ok["settings"].items()
+    assert len(ok["settings"]["prompts"]) == 16
     assert {"retrieval", "first_token", "total"} <= set(ok["timings"])
     assert len(ok["passages"]) == settings.k
     c = ok["citations"][0]
@@ -196,8 +202,77 @@ def test_an_output_for_other_questions_or_models_is_refused(settings, index, tmp
     with pytest.raises(RagError, match="autre question sous l'identifiant « 1 »"):
         _run(settings, index, [ROSEN], output)
     other = settings.model_copy(update={"llm": "smollm2-135m-instruct"})
-    with pytest.raises(RagError, match="autres modèles"):
+    with pytest.raises(RagError, match=re.escape(
+            "d'autres réglages (llm : « fake » dans le fichier, « smollm2-135m-instruct » maintenant)")):
         _run(other, index, [META, ROSEN], output)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+@pytest.mark.parametrize("change, difference", [
+    ({"k": 4}, "k : 3 dans le fichier, 4 maintenant"),
+    ({"temperature": 0.7}, "temperature : 0.0 dans le fichier, 0.7 maintenant"),
+    ({"verify": False}, "verify : true dans le fichier, false maintenant"),
+    ({"retrieval": "bm25"}, "retrieval : « hybrid » dans le fichier, « bm25 » maintenant"),
+])
+def test_resuming_with_other_settings_is_refused_naming_the_first_difference(
+        settings, index, tmp_path, suffix, change, difference):
+    output = tmp_path / f"answers{suffix}"
+    _run(settings, index, [META], output)
+    other = settings.model_copy(update=change)
+    with pytest.raises(RagError, match=re.escape(f"a été commencé avec d'autres réglages ({difference})")):
+        _run(other, index, [META, ROSEN], output)
+    assert len(read_records(output)) == 1  # nothing added
+    faster = settings.model_copy(update={"threads": 2, "reuse_prefix": False})  # speed only: same answers
+    assert _run(faster, index, [META, ROSEN], output).answered == 1
+
+
+def test_a_changed_prompt_file_is_another_setting(settings, index, tmp_path):
+    prompts = tmp_path / "prompts"
+    shutil.copytree(settings.prompts_dir, prompts)
+    mine = settings.model_copy(update={"prompts_dir": prompts})
+    output = tmp_path / "answers.jsonl"
+    _run(mine, index, [META], output)
+    system = prompts / "system.txt"
+    system.write_text(system.read_text("utf-8") + "\nRéponds en une phrase.\n", "utf-8")
+    with pytest.raises(RagError, match=r"d'autres réglages \(prompts : « [0-9a-f]{16} » dans le fichier"):
+        _run(mine, index, [META, ROSEN], output)
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_an_output_of_an_older_version_is_read_but_not_resumed(settings, index, tmp_path, suffix):
+    output = tmp_path / f"answers{suffix}"
+    _run(settings, index, [META, ROSEN], output)
+    _drop_settings(output)
+    old = read_records(output)
+    assert [r["id"] for r in old] == ["1", "2"] and all("settings" not in r for r in old)
+    assert old[0]["answer"] and old[0]["citations"]
+    with pytest.raises(RagError, match="ne dit pas avec quels réglages"):
+        _run(settings, index, [META, ROSEN, LEAKS], output)
+
+
+def test_an_older_csv_with_no_record_restarts_with_the_settings_column(settings, index, tmp_path):
+    output = tmp_path / "answers.csv"
+    output.write_text(",".join(LEGACY_FIELDS) + "\n", "utf-8")
+    assert _run(settings, index, [META], output).answered == 1
+    assert output.read_text("utf-8").splitlines()[0] == ",".join(FIELDS)
+    assert read_records(output)[0]["settings"] == settings_of(settings)
+
+
+def _drop_settings(output: Path) -> None:
+    """Make `output` look written by a version that recorded no settings."""
+    records = read_records(output)
+    if output.suffix == ".jsonl":
+        lines = [json.dumps({k: v for k, v in r.items() if k != "settings"}, ensure_ascii=False) for r in records]
+        output.write_text("\n".join(lines) + "\n", "utf-8")
+        return
+    import csv
+
+    with open(output, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(LEGACY_FIELDS)
+        for r in records:
+            writer.writerow([r[k] if k in ("id", "question", "answer") else
+                             "" if r[k] is None else json.dumps(r[k], ensure_ascii=False) for k in LEGACY_FIELDS])
 
 
 def test_the_model_is_loaded_once_and_not_at_all_when_all_is_done(settings, tmp_path, monkeypatch):

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from rag import chat_html
-from rag.generation import FakeLLM
+from fakes import FakeLLM
 from rag.index import build_index
 from rag.pipeline import Pipeline
 from rag.settings import PROJECT_ROOT, Settings
@@ -70,7 +70,7 @@ def fake(tmp_path_factory):
     shutil.copytree(SEEDS, root / "seeds")
     plant(root / "seeds")
     settings = Settings(seeds_dir=root / "seeds", index_dir=root / "index", models_dir=root / "models",
-                        llm="fake", embedder="fake", threads=1)
+                        llm="fake", llm_backend="fakes:FakeLLM", embedder="fake", threads=1)
     slow = SlowLLM(delay=0.05)
     pipeline = Pipeline(settings, index=build_index(settings, log=lambda *_: None), llm=slow)
     app, url = launch(settings, pipeline)

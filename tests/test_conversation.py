@@ -3,7 +3,7 @@
 import pytest
 
 from rag.conversation import MAX_TOKENS, MAX_TURNS, sanitize, standalone_question
-from rag.generation import FakeLLM
+from fakes import FakeLLM
 from rag.settings import Settings
 
 META = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
@@ -71,7 +71,7 @@ def test_sanitize_keeps_one_clean_line():
 
 
 def test_fake_model_prefixes_the_previous_question_content_words():
-    out = standalone_question([(META, META_ANSWER)], FOLLOW_UP, FakeLLM(), Settings(llm="fake"))
+    out = standalone_question([(META, META_ANSWER)], FOLLOW_UP, FakeLLM(), Settings(llm="fake", llm_backend="fakes:FakeLLM"))
     assert out.endswith(FOLLOW_UP)
     assert out.startswith("Meta") and "dépenser" in out and "IA" in out
     assert "Combien" not in out.replace(FOLLOW_UP, "")  # already in the follow-up / a stopword

@@ -105,3 +105,18 @@ def test_prefix_cache_keeps_the_latest_system_prompts(real: Pipeline):
     kept = list(llm.prefixes)
     assert len(kept) == llm.MAX_PREFIXES
     assert kept[-1] == f"Consigne numéro {llm.MAX_PREFIXES + 1}." and "Consigne numéro 0." not in kept
+
+
+def test_first_token_probabilities_tell_oui_from_non(real: Pipeline):
+    """The probabilities the checks rely on, on questions any model gets right: a rate over
+    the set, not one knife-edge value."""
+    system = {"role": "system", "content": "Tu réponds seulement par « oui » ou « non »."}
+    known = [("Paris est-elle en France ?", "oui"), ("Berlin est-elle la capitale de l'Espagne ?", "non"),
+             ("Un chat est-il un animal ?", "oui"), ("Deux plus deux font-ils cinq ?", "non"),
+             ("L'eau mouille-t-elle ?", "oui"), ("Le soleil tourne-t-il autour de la Lune ?", "non")]
+    right = 0
+    for question, want in known:
+        probs = real.llm.first_token_probs([system, {"role": "user", "content": question}], ["oui", "non"])
+        assert 0.0 <= sum(probs.values()) <= 1.0 + 1e-6
+        right += max(probs, key=probs.get) == want
+    assert right >= 5

@@ -1,9 +1,8 @@
-"""Running the language model: llama-cpp-python, loaded once, streamed token by token.
+"""A GGUF model run in this process by llama-cpp-python: loaded once, one generation at a time.
 
-The chat template is the one stored in the GGUF file (llama-cpp-python reads it when
-no chat_format is forced). A `fake` model answers with the first sentence of the first
-passage, for fast tests of everything around the model. This module knows nothing of
-passages or citations: it turns chat messages into text.
+The chat template is the one stored in the GGUF file (llama-cpp-python reads it when no
+chat_format is forced). This module knows nothing of passages or citations: it turns
+chat messages into text, and into first-token probabilities.
 
 Prefix cache: the fixed system prompt is a third of every answer's prompt, and the
 verification, which has its own system prompt, overwrites it in the context between two
@@ -11,27 +10,25 @@ questions. So each system prompt is evaluated once, on its own, its KV cache sav
 (~10 MB), and put back before every prompt that starts with it; llama-cpp-python then
 evaluates only the rest (its own longest-prefix match). Evaluating the prefix separately
 every time also makes an answer independent of what was asked before it.
+
+First-token probabilities come from the logits llama.cpp leaves for the last prompt
+token, so they cost one prompt evaluation and no `logits_all` (which would compute a
+vocabulary-wide row for every prompt token); the generation that follows reuses it.
 """
 
 from __future__ import annotations
 
 import ctypes
-import functools
-import re
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Iterator, Sequence
+
+import numpy as np
 
 from rag.errors import RagError
+from rag.llms import TOP_LOGPROBS, option_probs
 from rag.settings import Settings
-
-
-class LLM(Protocol):
-    name: str
-
-    def stream(self, messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:
-        """Yield the answer piece by piece."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,7 @@ class Prefix:
     state: bytes
 
 
-class LlamaLLM:
+class LlamaCppLLM:
     """A GGUF model through llama-cpp-python; one generation at a time."""
 
     MAX_PREFIXES = 4  # system prompts kept: answer, verification, question rewriting, + 1
@@ -65,6 +62,14 @@ class LlamaLLM:
         # llama.cpp contexts are not thread-safe: the chat may call from several threads.
         self.lock = threading.Lock()
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "LlamaCppLLM":
+        from rag import models
+
+        models.get_spec(settings, settings.llm, role="llm")
+        path = models.local_path(settings, settings.llm)
+        return cls(settings.llm, str(path), settings.n_ctx, settings.threads, settings.reuse_prefix)
+
     def count_tokens(self, text: str) -> int:
         return len(self.model.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
@@ -80,6 +85,31 @@ class LlamaLLM:
                 piece = chunk["choices"][0]["delta"].get("content")
                 if piece:
                     yield piece
+
+    def first_token_probs(self, messages: list[dict], options: Sequence[str]) -> dict[str, float]:
+        with self.lock:
+            if self.reuse_prefix:
+                self.restore_prefix(messages)
+            logits = self._last_logits(self._prompt_tokens(messages))
+        return option_probs(self._top(logits), options)
+
+    def _last_logits(self, tokens: list[int]) -> np.ndarray:
+        """Evaluate what the context does not hold yet of `tokens` (at least the last one,
+        whose logits are wanted) and return those logits."""
+        model = self.model
+        held = min(model.n_tokens, len(tokens) - 1)
+        same = next((i for i in range(held) if model.input_ids[i] != tokens[i]), held)
+        model.n_tokens = same  # eval() drops the KV cache from here on
+        model.eval(tokens[same:])
+        return np.ctypeslib.as_array(model._ctx.get_logits(), shape=(model.n_vocab(),)).copy()
+
+    def _top(self, logits: np.ndarray) -> list[tuple[str, float]]:
+        """The most likely tokens as (text, log-probability)."""
+        shifted = logits - logits.max()
+        logprobs = shifted - np.log(np.exp(shifted).sum())
+        best = np.argpartition(-logprobs, TOP_LOGPROBS)[:TOP_LOGPROBS]
+        return [(self.model.detokenize([int(t)], special=True).decode("utf-8", "replace"), float(logprobs[t]))
+                for t in best]
 
     # ------------------------------------------------------------ prefix cache
 
@@ -150,43 +180,3 @@ class LlamaLLM:
         rendered = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)(messages=messages)
         return self.model.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special,
                                    special=True)
-
-
-class FakeLLM:
-    """Answers with the first sentence of extract [1], cited; refuses without extracts;
-    says « oui » when asked to verify an answer (prompts/verify.txt)."""
-
-    name = "fake"
-
-    def stream(self, messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:
-        prompt = messages[-1]["content"]
-        match = re.search(r"^\[1\] .*?\n(.+?[.!?])(?:\s|$)", prompt, re.MULTILINE | re.DOTALL)
-        if "oui ou par non" in prompt:
-            text = "oui"
-        elif match:
-            text = f"{match.group(1)} [1]"
-        else:
-            text = "Je ne trouve pas la réponse dans le corpus."
-        words = text.split(" ")
-        yield from (w + " " for w in words[:-1])
-        yield words[-1]
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-
-def get_llm(settings: Settings) -> LLM:
-    """The model named in the settings, loaded on first use and kept for the process."""
-    return _load(settings.llm, settings.models_dir, settings.models_file, settings.n_ctx, settings.threads,
-                 settings.reuse_prefix)
-
-
-@functools.lru_cache(maxsize=2)
-def _load(name: str, models_dir, models_file, n_ctx: int, threads: int, reuse_prefix: bool) -> LLM:
-    if name == "fake":
-        return FakeLLM()
-    from rag import models
-
-    settings = Settings(models_dir=models_dir, models_file=models_file)
-    models.get_spec(settings, name, role="llm")
-    return LlamaLLM(name, str(models.local_path(settings, name)), n_ctx, threads, reuse_prefix)

@@ -1,0 +1,64 @@
+"""Fake models for fast tests, selected like real ones: `llm_backend="fakes:FakeLLM"`.
+
+The fake language model reads the prompts the app really sends (prompts/*.txt) and
+answers as a compliant small model would: the first sentence of extract [1], cited; the
+refusal sentence without extracts; « oui » to a verification; a follow-up rewritten as the
+previous question's content words then the new question. It gives first-token
+probabilities that agree with what it writes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Iterator, Sequence
+
+from rag.errors import RagError
+from rag.llms import option_probs
+from rag.text import terms
+
+REFUSAL = "Je ne trouve pas la réponse dans le corpus."
+
+
+class FakeLLM:
+    name = "fake"
+
+    def __init__(self, settings=None):
+        if settings is not None and not settings.llm.startswith("fake"):  # the one model it knows
+            raise RagError(f"Modèle inconnu : {settings.llm} (modèles connus : fake)")
+        self.settings = settings
+
+    def reply(self, messages: list[dict]) -> str:
+        prompt = messages[-1]["content"]
+        if "oui ou par non" in prompt:
+            return "oui"
+        if "Question de suivi :" in prompt:
+            return _rewrite(prompt)
+        match = re.search(r"^\[1\] .*?\n(.+?[.!?])(?:\s|$)", prompt, re.MULTILINE | re.DOTALL)
+        return f"{match.group(1)} [1]" if match else REFUSAL
+
+    def stream(self, messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:
+        words = self.reply(messages).split(" ")
+        yield from (w + " " for w in words[:-1])
+        yield words[-1]
+
+    def first_token_probs(self, messages: list[dict], options: Sequence[str]) -> dict[str, float]:
+        first = self.reply(messages).split(" ")[0]
+        other = "non" if first == "oui" else "Je" if first != "Je" else "["
+        return option_probs([(first, math.log(0.9)), (other, math.log(0.05))], options)
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+
+def _rewrite(prompt: str) -> str:
+    """« Meta prévoit-elle dépenser IA 2025 : Et combien en 2024 ? »: the last question of the
+    conversation's content words, then the follow-up."""
+    previous = re.findall(r"^Utilisateur : (.*)$", prompt, re.MULTILINE)[-1]
+    question = re.search(r"^Question de suivi : (.*)$", prompt, re.MULTILINE).group(1)
+    asked = set(terms(question))
+    kept: list[str] = []
+    for word in re.findall(r"[\w'’-]+", previous):
+        if any(t not in asked for t in terms(word)) and word not in kept:
+            kept.append(word)
+    return f"{' '.join(kept)} : {question}" if kept else question
