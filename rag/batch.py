@@ -7,13 +7,16 @@ fields as JSON in their cell), appended one record at a time, each flushed and f
 a killed run loses at most the question in flight. A record torn by a kill mid-write is
 cut off on the next run, which skips every id already answered and asks the failed ones
 again. A failing question (empty, too long, model error) is recorded with its error and
-the run goes on. One pipeline, so one model, for the whole run.
+the run goes on. One pipeline, so one model, for the whole run. Every record carries the
+settings that change answers (`settings_of`); an output started with other settings, or
+by an older version that did not record them, is refused rather than mixed.
 Scoring the records against the reference set is rag/evaluation.py's job.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -29,7 +32,11 @@ from rag.records import Answer, citation_json
 from rag.settings import Settings
 
 FIELDS = ("id", "question", "answer", "refused", "error", "citations", "passages", "models",
-          "timings", "tokens")
+          "settings", "timings", "tokens")
+LEGACY_FIELDS = tuple(f for f in FIELDS if f != "settings")  # outputs of older versions, still read
+# the settings that change answers, recorded in every record (with a hash of the prompts)
+ANSWER_SETTINGS = ("llm", "llm_backend", "embedder", "retrieval", "k", "candidates", "bm25_weight", "passage_chars",
+                   "passage_overlap", "temperature", "max_tokens", "verify")
 _TEXT_FIELDS = ("id", "question", "answer", "error")  # stored as is in a CSV cell
 
 
@@ -189,7 +196,7 @@ class Output:
     def _encode(self, record: dict) -> str:
         if self.kind == ".jsonl":
             return json.dumps(record, ensure_ascii=False) + "\n"
-        return _csv_line([_cell(record[f]) for f in FIELDS])
+        return _csv_line([_cell(record.get(f)) for f in FIELDS])
 
     def _append(self, text: str) -> None:
         self._file.write(text.encode("utf-8"))  # one write, so a kill tears at most this one
@@ -233,21 +240,27 @@ def _scan_csv(text: str, path: Path) -> tuple[list[dict], int]:
     try:
         for row in reader:
             if header is None:
-                header = row
-                if header != list(FIELDS):
-                    raise RagError(f"{path} n'est pas une sortie de `rag batch` "
-                                   f"(colonnes : {', '.join(header)}).")
-            elif len(row) == len(FIELDS):
-                records.append(_uncell(dict(zip(FIELDS, row))))
+                header = _columns(row, path)
+            elif len(row) == len(header):
+                records.append(_uncell(dict(zip(header, row))))
             elif ends[0] < len(text):
-                raise csv.Error(f"{len(row)} champs au lieu de {len(FIELDS)}")
+                raise csv.Error(f"{len(row)} champs au lieu de {len(header)}")
             else:
                 break  # the torn last record
             end = ends[0]
     except (csv.Error, ValueError) as exc:
         if ends[0] < len(text) or not isinstance(exc, csv.Error):
             raise RagError(f"Fichier de sortie corrompu : {path}, ligne {reader.line_num} ({exc}).") from None
+    if header == LEGACY_FIELDS and not records:
+        end = 0  # nothing to keep: the file restarts with today's header
     return records, end
+
+
+def _columns(row: list[str], path: Path) -> tuple[str, ...]:
+    """The columns of a batch output: today's, or an older version's (without settings)."""
+    if tuple(row) not in (FIELDS, LEGACY_FIELDS):
+        raise RagError(f"{path} n'est pas une sortie de `rag batch` (colonnes : {', '.join(row)}).")
+    return tuple(row)
 
 
 def _counted_lines(text: str) -> tuple[Iterator[str], list[int]]:
@@ -275,7 +288,7 @@ def _cell(value: object) -> str:
 
 
 def _uncell(row: dict) -> dict:
-    out = {f: (row[f] if f in _TEXT_FIELDS else json.loads(row[f])) for f in FIELDS}
+    out = {f: (value if f in _TEXT_FIELDS else json.loads(value)) for f, value in row.items()}
     return out | {"error": out["error"] or None}
 
 
@@ -309,13 +322,14 @@ def run_batch(questions: list[Question], output: Path, settings: Settings,
     """
     out = Output(output)
     todo = pending(questions, out.records, output)
-    _same_models(out.records, settings, output)
+    recorded = settings_of(settings)
+    same_settings(out.records, recorded, output)
     pipeline = make_pipeline() if todo else None
     retried = {q.id for q in todo}
     if any(r["id"] in retried for r in out.records):
         out.keep([r for r in out.records if r["id"] not in retried])
     with out:
-        failed = _answer_all(pipeline, todo, out, progress, already=len(questions) - len(todo))
+        failed = _answer_all(pipeline, todo, out, progress, recorded, already=len(questions) - len(todo))
     return BatchResult(len(todo) - failed, failed, len(questions) - len(todo))
 
 
@@ -331,50 +345,71 @@ def pending(questions: list[Question], records: list[dict], output: Path) -> lis
     return [q for q in questions if q.id not in answered]
 
 
-def _same_models(records: list[dict], settings: Settings, output: Path) -> None:
-    wanted = models_of(settings)
+def same_settings(records: list[dict], wanted: dict, output: Path) -> None:
+    """A RagError naming the first difference if a record was made with other settings
+    than `wanted`: answers made differently must not be scored as one run."""
     for r in records:
-        if r.get("models") != wanted:
-            raise RagError(f"{output} a été commencé avec d'autres modèles ({r.get('models')}) : "
+        if not r.get("settings"):
+            raise RagError(f"{output} ne dit pas avec quels réglages ses réponses ont été faites "
+                           "(sortie d'une version antérieure) : choisissez un autre fichier de sortie.")
+        difference = first_difference(r["settings"], wanted)
+        if difference:
+            raise RagError(f"{output} a été commencé avec d'autres réglages ({difference}) : "
                            "choisissez un autre fichier de sortie.")
 
 
-def _answer_all(pipeline, todo: list[Question], out: Output, progress: bool, already: int) -> int:
+def first_difference(before: dict, now: dict) -> str | None:
+    """« k : 3 dans le fichier, 5 maintenant » for the first setting that differs, or None."""
+    for name in dict.fromkeys([*now, *before]):
+        if before.get(name, "absent") != now.get(name, "absent"):
+            return (f"{name} : {_shown(before.get(name, 'absent'))} dans le fichier, "
+                    f"{_shown(now.get(name, 'absent'))} maintenant")
+    return None
+
+
+def _shown(value: object) -> str:
+    return f"« {value} »" if isinstance(value, str) else json.dumps(value)
+
+
+def _answer_all(pipeline, todo: list[Question], out: Output, progress: bool, recorded: dict,
+                already: int) -> int:
     from tqdm import tqdm
 
     failed = 0
     with tqdm(total=already + len(todo), initial=already, unit="question", file=sys.stderr,
               disable=not progress, dynamic_ncols=True) as bar:
         for q in todo:
-            record = answer_record(pipeline, q)
+            record = answer_record(pipeline, q, recorded)
             out.write(record)
             failed += record["error"] is not None
             bar.update()
     return failed
 
 
-def answer_record(pipeline: Pipeline, q: Question) -> dict:
-    """The output record for one question; a failure becomes a record with its error."""
+def answer_record(pipeline: Pipeline, q: Question, recorded: dict) -> dict:
+    """The output record for one question, with the settings `recorded` (`settings_of`);
+    a failure becomes a record with its error."""
     started = time.perf_counter()
     try:
         *_, answer = pipeline.stream(q.question)
-        return record_of(q, answer)
+        return record_of(q, answer, recorded)
     except RagError as exc:
         error = str(exc)
     except Exception as exc:  # a model or library failure costs this question, not the run
         error = f"{type(exc).__name__} : {exc}"
     return {"id": q.id, "question": q.question, "answer": "", "refused": False, "error": error,
-            "citations": [], "passages": [], "models": models_of(pipeline.settings),
+            "citations": [], "passages": [], "models": models_of(pipeline.settings), "settings": recorded,
             "timings": {"total": round(time.perf_counter() - started, 4)}, "tokens": 0}
 
 
-def record_of(q: Question, answer: Answer) -> dict:
+def record_of(q: Question, answer: Answer, recorded: dict) -> dict:
     return {
         "id": q.id, "question": q.question, "answer": answer.text, "refused": answer.refused,
         "error": None,
         "citations": [citation_json(c) for c in answer.citations],
         "passages": [h.passage.id for h in answer.passages],
         "models": answer.models,
+        "settings": recorded,
         "timings": {k: round(v, 4) for k, v in answer.timings.items()},
         "tokens": answer.tokens,
     }
@@ -383,3 +418,21 @@ def record_of(q: Question, answer: Answer) -> dict:
 def models_of(settings: Settings) -> dict:
     """The models a record names, as the pipeline names them in `Answer.models`."""
     return {"llm": settings.llm, "embedder": settings.embedder}
+
+
+def settings_of(settings: Settings) -> dict:
+    """What a record says it was made with: the `ANSWER_SETTINGS` and a hash of the
+    prompt files, so that a changed prompt also tells two runs apart. Settings meant to
+    change only the speed (threads, reuse_prefix, n_ctx) are left out."""
+    known = type(settings).model_fields  # llm_backend comes with the pluggable backends (rag/llms)
+    return {name: getattr(settings, name) for name in ANSWER_SETTINGS if name in known} | {
+        "prompts": prompts_hash(settings.prompts_dir)}
+
+
+def prompts_hash(folder: Path) -> str:
+    """sha256 (first 16 hex digits) of every file's name and bytes in the prompts folder."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+    for path in files:
+        digest.update(path.name.encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
