@@ -108,15 +108,27 @@ def test_prefix_cache_keeps_the_latest_system_prompts(real: Pipeline):
 
 
 def test_first_token_probabilities_tell_oui_from_non(real: Pipeline):
-    """The probabilities the checks rely on, on questions any model gets right: a rate over
-    the set, not one knife-edge value."""
-    system = {"role": "system", "content": "Tu réponds seulement par « oui » ou « non »."}
-    known = [("Paris est-elle en France ?", "oui"), ("Berlin est-elle la capitale de l'Espagne ?", "non"),
-             ("Un chat est-il un animal ?", "oui"), ("Deux plus deux font-ils cinq ?", "non"),
-             ("L'eau mouille-t-elle ?", "oui"), ("Le soleil tourne-t-il autour de la Lune ?", "non")]
-    right = 0
-    for question, want in known:
-        probs = real.llm.first_token_probs([system, {"role": "user", "content": question}], ["oui", "non"])
-        assert 0.0 <= sum(probs.values()) <= 1.0 + 1e-6
-        right += max(probs, key=probs.get) == want
-    assert right >= 5
+    """The probabilities the checks rely on, on an extract that settles each question: they
+    agree with what greedy decoding writes, and separate yes from no by a wide margin over the
+    set (a rate, not one knife-edge value). Without an extract this model says « oui » to
+    most closed questions, so its P(oui) is calibrated before use (rag/checks.py)."""
+    system = {"role": "system", "content": "Tu vérifies des réponses à partir d'un extrait. "
+                                           "Tu réponds seulement par « oui » ou « non »."}
+    facts = [("Le chat de Marie est noir et il dort beaucoup.", "Le chat de Marie est-il", "noir", "blanc"),
+             ("La société Cyclo a vendu 12 000 vélos en 2023.", "Cyclo a-t-elle vendu", "12 000 vélos en 2023",
+              "40 000 vélos en 2023"),
+             ("Le maire de Lyon s'appelle Paul Dubois.", "Le maire de Lyon s'appelle-t-il", "Paul Dubois",
+              "Jean Martin"),
+             ("Le musée ouvre à 9 heures et ferme à 18 heures.", "Le musée ferme-t-il à", "18 heures", "22 heures")]
+    p_yes = {"oui": [], "non": []}
+    for extract, ask, true, false in facts:
+        for claim, want in ((true, "oui"), (false, "non")):
+            messages = [system, {"role": "user", "content": f"Extrait : « {extract} »\nQuestion : {ask} {claim} ?\n"
+                                                             "Réponds par oui ou par non."}]
+            probs = real.llm.first_token_probs(messages, ["oui", "non"])
+            written = "".join(real.llm.stream(messages, 3, 0.0)).strip().lower()
+            assert written.startswith(max(probs, key=probs.get)), (claim, probs, written)
+            p_yes[want].append(probs["oui"])
+    right = sum(p > 0.5 for p in p_yes["oui"]) + sum(p < 0.5 for p in p_yes["non"])
+    assert right >= 7
+    assert sum(p_yes["oui"]) / 4 - sum(p_yes["non"]) / 4 > 0.5
