@@ -424,8 +424,7 @@ def settings_of(settings: Settings) -> dict:
     """What a record says it was made with: the `ANSWER_SETTINGS` and a hash of the
     prompt files, so that a changed prompt also tells two runs apart. Settings meant to
     change only the speed (threads, reuse_prefix, n_ctx) are left out."""
-    known = type(settings).model_fields  # llm_backend comes with the pluggable backends (rag/llms)
-    return {name: getattr(settings, name) for name in ANSWER_SETTINGS if name in known} | {
+    return {name: getattr(settings, name) for name in ANSWER_SETTINGS} | {
         "prompts": prompts_hash(settings.prompts_dir)}
 
 

@@ -202,18 +202,23 @@ def batch(ctx: click.Context, questions: Path, output: Path, quiet: bool, rebuil
 
 @main.command("eval")
 @click.option("--reference", type=click.Path(path_type=Path), help="Questions de référence (défaut eval/reference.jsonl).")
+@click.option("--split", type=click.Choice(["all", "dev", "test"]), default="all", show_default=True,
+              help="Questions notées : dev (pour régler), test (pour rendre compte) ou toutes.")
 @click.option("--answers", type=click.Path(path_type=Path),
               help="Noter ce fichier de `rag batch` sans lancer le modèle de langue.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("out/eval"), show_default=True,
-              help="Dossier de eval.json, report.md et chart.png.")
-@click.option("--resume", is_flag=True, help="Reprendre les réponses d'une évaluation interrompue.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path),
+              help="Dossier de cette évaluation, qui ne doit pas en contenir une autre "
+                   "(défaut : un nouveau dossier out/eval/<date-heure>[-partie]).")
+@click.option("--resume", is_flag=False, flag_value="", default=None, metavar="[DOSSIER]",
+              help="Reprendre les réponses de l'évaluation de DOSSIER (seul : celle de --out).")
 @click.option("--compare", nargs=2, type=click.Path(path_type=Path), metavar="A.json B.json",
               help="Comparer deux eval.json au lieu d'évaluer.")
 @click.option("--quiet", is_flag=True, help="Sans barre de progression.")
 @click.option("--rebuild", is_flag=True, help="Mettre l'index à jour s'il est périmé.")
 @click.pass_context
-def eval_command(ctx: click.Context, reference: Path | None, answers: Path | None, out_dir: Path,
-                 resume: bool, compare: tuple[Path, Path] | None, quiet: bool, rebuild: bool) -> None:
+def eval_command(ctx: click.Context, reference: Path | None, split: str, answers: Path | None,
+                 out_dir: Path | None, resume: str | None, compare: tuple[Path, Path] | None, quiet: bool,
+                 rebuild: bool) -> None:
     """Évaluer recherche, réponses, citations, refus, langue et vitesse sur les questions de référence."""
     from rag.report import compare_runs, evaluate, headline
     from rag.settings import PROJECT_ROOT
@@ -223,7 +228,7 @@ def eval_command(ctx: click.Context, reference: Path | None, answers: Path | Non
         return
     settings = _settings(ctx)
     _check_models(settings)
-    doc = evaluate(settings, reference or PROJECT_ROOT / "eval" / "reference.jsonl", out_dir, answers,
-                   resume=resume, progress=not quiet and sys.stderr.isatty(), rebuild=rebuild, log=_log)
+    doc, folder = evaluate(settings, reference or PROJECT_ROOT / "eval" / "reference.jsonl", out_dir, resume,
+                           answers, split, progress=not quiet and sys.stderr.isatty(), rebuild=rebuild, log=_log)
     click.echo(headline(doc))
-    click.echo(f"→ {out_dir / 'eval.json'}, {out_dir / 'report.md'}, {out_dir / 'chart.png'}")
+    click.echo(f"→ {folder}/ : eval.json, report.md, chart.png")

@@ -5,15 +5,24 @@ folding): evidence is quoted from the raw files, passages come from the cleaned 
 so the comparison is on normalised words, not characters. On that ground:
 - retrieval: recall@k (share of a question's evidence spans in the top k) and MRR;
 - answers: exact match and token F1 after FQuAD-style French normalisation, and the key
-  facts (every fact, in any of its forms);
+  facts (every fact, in any of its forms). Strict key facts, the headline and the
+  `correct` verdict, count only in a short answer (at most 300 characters once its [n]
+  markers are out) and only in its first two sentences: otherwise pasting whole passages
+  would « find » the facts. The lenient figure (anywhere, any length) is kept to compare;
 - citations, ALCE-style at passage level: precision is the share of an answer's cited
-  passages that hold an evidence span, recall the share of its evidence spans held by
-  a cited passage, both averaged over the answered answerable questions;
+  passages that hold an evidence span, averaged over the answers that cite something;
+  recall is the share of its evidence spans held by a cited passage, and « cites
+  evidence » whether there is one, both averaged over every answerable question (a
+  refusal or a failure cites nothing and scores 0);
 - refusals: precision and recall on the unanswerable questions, wrong refusals;
 - language: a French-or-not guess from function words (see `language`);
-- speed: p50/p95 of time to first token and total time, tokens per second.
+- speed: p50/p95 of time to first token and total time, tokens per second;
+- the same figures by tag (the kinds of questions), and for trivial baselines that use no
+  language model (`BASELINES`), scored by the same functions as the app's answers.
 A failed question (its record has an error) counts as neither answered nor refused.
-Running the questions and writing the report is rag/report.py's job.
+Reference records may name a `split` (« dev » to tune on, « test » to report); those
+without one are only in « all ». Running the questions and writing the report is
+rag/report.py's job.
 """
 
 from __future__ import annotations
@@ -27,10 +36,16 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from rag.errors import RagError
+from rag.passages import split_sentences
+from rag.pipeline import REFUSAL
 from rag.records import Passage
-from rag.text import fold, words
+from rag.text import fold, terms, words
 
 KS = (1, 3, 5, 10)
+SPLITS = ("dev", "test")  # « all » is every question, with a split or not
+SHORT_ANSWER_CHARS = 300  # longer answers score no strict key fact
+KEY_FACT_SENTENCES = 2  # strict key facts are looked for in this many first sentences
+BASELINE_PASSAGES = 3  # top BM25 passages the sentence baseline picks from
 
 
 @dataclass(frozen=True)
@@ -42,23 +57,39 @@ class Reference:
     key_facts: tuple[tuple[str, ...], ...]
     evidence: tuple[tuple[str, str], ...]  # (doc_id, text)
     tags: tuple[str, ...]
+    split: str | None = None  # « dev », « test », or None (older files): only in « all »
 
 
 def load_reference(path: Path) -> list[Reference]:
+    """The reference questions of a .jsonl file, or a RagError naming the bad line."""
     out = []
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
-            r = json.loads(line)
-            out.append(Reference(
-                r["id"], r["question"], r["answer"], bool(r["answerable"]),
-                tuple(tuple(f) for f in r["key_facts"]),
-                tuple((e["doc_id"], e["text"]) for e in r["evidence"]), tuple(r["tags"]),
-            ))
+            out.append(_reference(json.loads(line)))
         except (ValueError, KeyError, TypeError) as exc:
             raise RagError(f"{path}, ligne {n} : entrée invalide ({exc})") from None
     return out
+
+
+def _reference(r: dict) -> Reference:
+    split = r.get("split")
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"« split » vaut {split!r}, attendu : {', '.join(SPLITS)}")
+    return Reference(r["id"], r["question"], r["answer"], bool(r["answerable"]),
+                     tuple(tuple(f) for f in r["key_facts"]),
+                     tuple((e["doc_id"], e["text"]) for e in r["evidence"]), tuple(r["tags"]), split)
+
+
+def in_split(refs: Sequence[Reference], split: str) -> list[Reference]:
+    """The references of `split` (« all »: every one). Settings are tuned on « dev » and
+    reported on « test », so a figure is not flattered by the questions it was tuned on."""
+    if split == "all":
+        return list(refs)
+    if split not in SPLITS:
+        raise RagError(f"Partie inconnue « {split} » (attendu : all, {', '.join(SPLITS)}).")
+    return [r for r in refs if r.split == split]
 
 
 def _norm(text: str) -> str:
@@ -107,7 +138,12 @@ def retrieval_scores(refs: Sequence[Reference], search: Callable[[str], list[Pas
 
 # FQuAD's normalisation, with the articles the issue lists; l' and d' become « l », « d »
 _ARTICLES = frozenset("le la les l un une des du de d".split())
-_MARKER = re.compile(r"\[\d+\]")
+_MARKER = re.compile(r"\s*\[\d+\]")
+
+
+def answer_text(answer: str) -> str:
+    """The answer as it is read and measured: [n] markers out, spaces collapsed."""
+    return " ".join(_MARKER.sub("", answer).split())
 
 
 def normalize_answer(text: str) -> str:
@@ -136,6 +172,16 @@ def has_key_facts(answer: str, facts: Sequence[Sequence[str]]) -> bool:
     """Every fact present in the answer in at least one of its forms (folded words)."""
     text = _norm(answer)
     return all(any(_norm(form) in text for form in forms) for forms in facts)
+
+
+def has_key_facts_strict(answer: str, facts: Sequence[Sequence[str]]) -> bool:
+    """`has_key_facts` in a short answer's first sentences only (see the module docstring):
+    a long answer, or a fact buried after them, does not count."""
+    text = answer_text(answer)
+    if len(text) > SHORT_ANSWER_CHARS:
+        return False
+    spans = split_sentences(text)[:KEY_FACT_SENTENCES]
+    return has_key_facts(text[: spans[-1][1]] if spans else "", facts)
 
 
 def citation_scores(ref: Reference, cited: Sequence[Passage]) -> tuple[float | None, float]:
@@ -174,17 +220,19 @@ def language(text: str) -> str:
 
 def score_answer(ref: Reference, answer: str, refused: bool, cited: Sequence[Passage],
                  error: str | None = None) -> dict:
-    """One question's verdicts (citation markers [n] are taken out of the text first)."""
+    """One question's verdicts (citation markers [n] are taken out of the text first).
+    An answerable question refused or failed cites nothing: recall 0, precision None."""
     answered = not refused and not error
-    row = {"id": ref.id, "answerable": ref.answerable, "refused": refused, "error": error,
-           "language": language(answer) if answered else None}
+    row = {"id": ref.id, "tags": list(ref.tags), "answerable": ref.answerable, "refused": refused,
+           "error": error, "language": language(answer) if answered else None}
     if not ref.answerable:
         return row | {"correct": refused}
-    text = _MARKER.sub(" ", answer) if answered else ""
-    precision, recall = citation_scores(ref, cited) if answered else (None, None)
-    facts = answered and has_key_facts(text, ref.key_facts)
+    text = answer_text(answer) if answered else ""
+    precision, recall = citation_scores(ref, cited) if answered else (None, 0.0)
+    facts = answered and has_key_facts_strict(text, ref.key_facts)
     return row | {"exact_match": exact_match(text, ref.answer), "f1": token_f1(text, ref.answer),
-                  "key_facts": facts, "cites_evidence": bool(recall), "citation_precision": precision,
+                  "key_facts": facts, "key_facts_lenient": answered and has_key_facts(text, ref.key_facts),
+                  "cites_evidence": bool(recall), "citation_precision": precision,
                   "citation_recall": recall, "correct": facts}
 
 
@@ -202,9 +250,13 @@ def score_record(ref: Reference, record: dict) -> dict:
 
 
 def summary(rows: Sequence[dict]) -> dict:
+    """Every figure over the app's scored rows: `answer_summary` and the speed."""
+    return answer_summary(rows) | {"speed": speed(rows)}
+
+
+def answer_summary(rows: Sequence[dict]) -> dict:
     """Every answer figure over scored rows, by section (see the module docstring)."""
     answerable = [r for r in rows if r["answerable"]]
-    answered = [r for r in answerable if not r["refused"] and not r["error"]]
     refused = [r for r in rows if r["refused"]]
     unanswerable = [r for r in rows if not r["answerable"]]
     judged = [r["language"] for r in rows if r["language"] not in (None, "?")]
@@ -213,17 +265,94 @@ def summary(rows: Sequence[dict]) -> dict:
         "errors": sum(bool(r["error"]) for r in rows),
         "answers": {"exact_match": _mean(r["exact_match"] for r in answerable),
                     "f1": _mean(r["f1"] for r in answerable),
-                    "key_facts": _mean(r["key_facts"] for r in answerable), "questions": len(answerable)},
-        "citations": {"precision": _mean(r["citation_precision"] for r in answered),
-                      "recall": _mean(r["citation_recall"] for r in answered),
-                      "cites_evidence": _mean(r["cites_evidence"] for r in answered), "answers": len(answered)},
+                    "key_facts": _mean(r["key_facts"] for r in answerable),
+                    "key_facts_lenient": _mean(r["key_facts_lenient"] for r in answerable),
+                    "questions": len(answerable)},
+        "citations": citation_summary(answerable),
         "refusals": {"precision": _mean(not r["answerable"] for r in refused),
                      "recall": _mean(r["refused"] for r in unanswerable),
                      "wrong_refusals": _mean(r["refused"] for r in answerable),
                      "unanswerable": len(unanswerable)},
         "language": {"french": _mean(lang == "fr" for lang in judged), "judged": len(judged)},
-        "speed": speed(rows),
+        "by_tag": by_tag(rows),
     }
+
+
+def citation_summary(answerable: Sequence[dict]) -> dict:
+    """Recall and « cites evidence » over every answerable question (what a user asking
+    all of them gets); precision over the answers that cite something (`citing`)."""
+    citing = [r for r in answerable if r["citation_precision"] is not None]
+    return {"precision": _mean(r["citation_precision"] for r in citing),
+            "recall": _mean(r["citation_recall"] for r in answerable),
+            "cites_evidence": _mean(r["cites_evidence"] for r in answerable),
+            "questions": len(answerable), "citing": len(citing)}
+
+
+def by_tag(rows: Sequence[dict]) -> dict[str, dict]:
+    """Key facts (over the answerable questions) and share refused, for each tag: the
+    kinds of questions say more than single ones. A row counts under each of its tags."""
+    out = {}
+    for tag in sorted({t for r in rows for t in r["tags"]}):
+        tagged = [r for r in rows if tag in r["tags"]]
+        answerable = [r for r in tagged if r["answerable"]]
+        out[tag] = {"questions": len(tagged), "answerable": len(answerable),
+                    "key_facts": _mean(r["key_facts"] for r in answerable),
+                    "key_facts_lenient": _mean(r["key_facts_lenient"] for r in answerable),
+                    "refused": _mean(r["refused"] for r in tagged)}
+    return out
+
+
+# ------------------------------------------------------------------ trivial baselines
+
+
+def passage_baseline(question: str, passages: Sequence[Passage]) -> tuple[str, bool, list[Passage]]:
+    """The top passage pasted as the answer, citing it: retrieval alone, no reading."""
+    if not passages:
+        return REFUSAL, True, []
+    return f"{passages[0].text} [1]", False, [passages[0]]
+
+
+def sentence_baseline(question: str, passages: Sequence[Passage]) -> tuple[str, bool, list[Passage]]:
+    """The sentence sharing most terms with the question (`best_sentence`), quoted, citing
+    its passage: the cheapest extractive reader."""
+    best = best_sentence(question, passages)
+    if best is None:
+        return REFUSAL, True, []
+    sentence, passage = best
+    return f"{sentence} [1]", False, [passage]
+
+
+def refusal_baseline(question: str, passages: Sequence[Passage]) -> tuple[str, bool, list[Passage]]:
+    """Every question refused: what the refusal figures are worth on their own."""
+    return REFUSAL, True, []
+
+
+BASELINES = {"bm25-passage": passage_baseline, "bm25-sentence": sentence_baseline,
+             "refuse-all": refusal_baseline}
+
+
+def best_sentence(question: str, passages: Sequence[Passage]) -> tuple[str, Passage] | None:
+    """(sentence, its passage) with the most distinct question terms (rag.text.terms);
+    on a tie the earlier one, so the better-ranked passage. None without passages."""
+    wanted = set(terms(question))
+    sentences = [(p.text[s:e], p) for p in passages for s, e in split_sentences(p.text)]
+    if not sentences:
+        return None
+    return max(sentences, key=lambda item: len(wanted & set(terms(item[0]))))
+
+
+def baseline_rows(refs: Sequence[Reference], search: Callable[[str], list[Passage]]) -> dict[str, list[dict]]:
+    """Each baseline's rows, scored by `score_answer` like the app's; `search` gives a
+    question's top BM25 passages (asked once per question, shared by the baselines)."""
+    found = {r.id: search(r.question) for r in refs}
+    out = {}
+    for name, answer in BASELINES.items():
+        made = {r.id: answer(r.question, found[r.id]) for r in refs}
+        out[name] = [{"id": r.id, "answer": made[r.id][0]} | score_answer(r, *made[r.id]) for r in refs]
+    return out
+
+
+# ------------------------------------------------------------------ speed
 
 
 def speed(rows: Sequence[dict]) -> dict:
