@@ -1,6 +1,7 @@
-"""The pure parts of bench/run.py: percentiles and recall, the FAISS index type by size,
-and the synthetic data the big measurements run on (perturbed copies of the seed pages,
-clustered unit vectors, BM25 over repeated passages). No timing, no model.
+"""The pure parts of bench/run.py: percentiles and the synthetic data the big
+measurements run on (perturbed copies of the seed pages, clustered unit vectors,
+French-like passages drawn from the seeds' vocabulary). No timing, no model. The FAISS
+type by size and its tuning live in the app (rag/stores/faiss_store.py).
 """
 
 from __future__ import annotations
@@ -8,11 +9,11 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections import Counter
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
-
-FLAT_LIMIT = 200_000  # from here on exact search scans too much memory per query
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -22,19 +23,6 @@ def percentile(values: list[float], q: float) -> float:
     lo = math.floor(pos)
     hi = min(lo + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-
-
-def index_type(n: int) -> str:
-    """Exact search below FLAT_LIMIT vectors, an inverted file (IVF) above. HNSW was
-    measured first at 1M: 150 s to build and recall@10 0.91 at efSearch 1024 (31 ms p95
-    fused); IVF builds faster and keeps more (bench/run.py prints what it keeps)."""
-    return "flat" if n < FLAT_LIMIT else "ivf"
-
-
-def ivf_lists(n: int) -> int:
-    """Inverted lists for n vectors: about sqrt(n), the usual balance between the cost of
-    choosing lists (n_lists dot products) and scanning them (n / n_lists per list)."""
-    return max(1, round(math.sqrt(n)))
 
 
 def perturb(text: str, rng: random.Random) -> str:
@@ -79,32 +67,39 @@ def clustered_unit_vectors(n: int, dim: int, rng: np.random.Generator, per_clust
     return out
 
 
-def recall_at_k(truth: np.ndarray, found: np.ndarray, k: int = 10) -> float:
-    """Mean share of each row's true top-k ids that `found` also has in its top k."""
-    hits = [len(set(t[:k]) & set(f[:k])) / k for t, f in zip(truth, found)]
-    return float(np.mean(hits))
+def seed_vocabulary(seeds_dir: Path) -> list[str]:
+    """The words of the seed pages (letters only, as written), commonest first."""
+    counts: Counter = Counter()
+    for page in sorted(p for p in Path(seeds_dir).iterdir() if p.is_file()):
+        counts.update(re.findall(r"[^\W\d_]+", page.read_text(encoding="utf-8")))
+    return [w for w, _ in counts.most_common()]
 
 
-def tile_bm25(bm25, n: int):
-    """The BM25 of n passages cycling through bm25's passages, without re-tokenising them:
-    same term x passage matrix, idf recomputed for n; exact when n is a multiple of the
-    passages, else the average length is off by a hair. (Building it from n texts runs a
-    Python loop over every term of every passage: ~10 GB of lists at 1M passages.)"""
-    from scipy.sparse import csr_matrix
-
-    w = bm25.weights.tocoo()
-    m, reps = bm25.weights.shape[1], -(-n // bm25.weights.shape[1])
-    cols = (w.col[None, :] + m * np.arange(reps)[:, None]).ravel()
-    keep = cols < n
-    rows, data = np.tile(w.row, reps)[keep], np.tile(w.data, reps)[keep]
-    tiled = csr_matrix((data, (rows, cols[keep])), shape=(w.shape[0], n), dtype=np.float32)
-    old_df, new_df = np.diff(bm25.weights.tocsr().indptr), np.diff(tiled.indptr)
-    scale = _idf(new_df, n) / _idf(old_df, m)
-    tiled.data *= np.repeat(scale, new_df).astype(np.float32)
-    out = object.__new__(type(bm25))
-    out.vocab, out.weights = bm25.vocab, tiled
+def made_up_words(count: int, rng: random.Random, taken: set[str]) -> list[str]:
+    """`count` distinct French-sounding words of 2 to 4 syllables not in `taken`."""
+    onsets, vowels = "b c d f g l m n p r s t v ch tr pl br".split(), "a e i o u é è ou an on in".split()
+    out: list[str] = []
+    seen = set(taken)
+    while len(out) < count:
+        word = "".join(rng.choice(onsets) + rng.choice(vowels) for _ in range(rng.randint(2, 4)))
+        if word not in seen:
+            seen.add(word)
+            out.append(word)
     return out
 
 
-def _idf(df: np.ndarray, n: int) -> np.ndarray:
-    return np.log(1 + (n - df + 0.5) / (df + 0.5))
+def zipf_texts(vocabulary: list[str], n: int, words: int, rng: np.random.Generator,
+               chunk: int = 50_000) -> Iterator[str]:
+    """n texts of ~`words` words, each word drawn with probability ~ 1/rank (Zipf's law,
+    as word frequencies in text follow), so common terms have long posting lists and
+    rare ones short, as in a real archive."""
+    ranks = np.arange(1, len(vocabulary) + 1, dtype=np.float64)
+    cumulative = np.cumsum(1 / ranks)
+    cumulative /= cumulative[-1]
+    for start in range(0, n, chunk):
+        rows = min(chunk, n - start)
+        lengths = rng.integers(words * 3 // 4, words * 5 // 4 + 1, rows)
+        drawn = np.searchsorted(cumulative, rng.random(int(lengths.sum())))
+        ends = np.cumsum(lengths)
+        for end, length in zip(ends.tolist(), lengths.tolist()):
+            yield " ".join(vocabulary[i] for i in drawn[end - length:end].tolist()) + "."

@@ -1,6 +1,7 @@
 """Speed and memory of every stage, against what the machine allows (GitHub issue 5).
 
     python bench/run.py [--quick] [--full] [--llm NAME] [--repeats N] [--out out/bench.json]
+    python bench/run.py --retrieval-only [--sizes 100000,1000000] [--milvus-sizes 100000]
 
 One run prints a Markdown table per part and writes every figure to JSON:
 - generation: time to first token and tokens/s through the app (Pipeline.stream, no
@@ -13,13 +14,15 @@ One run prints a Markdown table per part and writes every figure to JSON:
 - machine limits: copy bandwidth (~1 GB numpy array) and float32 matmul throughput, and
   the ceilings they put on decode (model bytes read per token) and prefill (2 x params
   FLOPs per prompt token);
-- index build: cleaning, splitting, embedding, FAISS, in articles/s and passages/s, with
-  peak memory, on the seeds and on corpora 100x and 1000x the seeds (the seed pages with
+- index build: cleaning, splitting, embedding, writing the index (tables, BM25, vector
+  store), in articles/s and passages/s, with peak memory, on the seeds and on corpora 100x and 1000x the seeds (the seed pages with
   their digits redrawn and some words swapped). At 1000x the embedding rate is measured
   on a sample and extrapolated, unless --full;
-- retrieval: latency p50/p95 per query (dense, BM25, fused) on the seeds and on synthetic
-  indexes of 100k and 1M passages (clustered random unit vectors; the seed passages
-  repeated for BM25), the FAISS index type chosen by size and the recall@10 it keeps.
+- retrieval: latency p50/p95 per query (dense, BM25, fused) on the seeds; then, through
+  the app's own loading and search code, synthetic indexes of 100k and 1M passages
+  (bench/retrieval_scale.py): start-up, peak RSS, p50/p95 per mode, recall@10 against
+  exact search, for FAISS flat and IVF and Milvus Lite, and exact search's p95 by size.
+  `--retrieval-only` runs this part alone.
 The language model goes first, while the machine is most likely quiet. Every part says
 how much of the CPU other processes used meanwhile: above 10 % its timings are noise.
 --quick: seeds and 100k only, one generation run. Quality is measured elsewhere
@@ -32,6 +35,7 @@ import argparse
 import json
 import re
 import resource
+import shutil
 import sys
 import tempfile
 import time
@@ -45,14 +49,12 @@ import numpy as np
 from rag.settings import PROJECT_ROOT, Settings
 
 # siblings in bench/, found because the script's folder heads sys.path
-from helpers import (clustered_unit_vectors, index_type, ivf_lists, percentile, recall_at_k,  # noqa: E402
-                     tile_bm25, write_synthetic_corpus)
-from tables import build_table, end_to_end_table, generation_table, retrieval_tables  # noqa: E402
+from helpers import percentile, write_synthetic_corpus  # noqa: E402
+from retrieval_scale import measure_query_embedding, measure_size, write_synthetic  # noqa: E402
+from tables import build_table, end_to_end_table, generation_table, retrieval_tables, scale_tables  # noqa: E402
 
 QUESTION = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
 REFERENCE = PROJECT_ROOT / "eval" / "reference.jsonl"
-RECALL_TARGET = 0.95  # recall@10 against exact search that IVF's nprobe is tuned to keep
-IVF_TRAIN_PER_LIST = 40  # k-means training vectors per inverted list (faiss warns below 39)
 EMBED_SAMPLE = 512  # passages embedded to extrapolate the embedding rate of a big corpus
 MEMORY_SAMPLE = 128  # passages embedded in the traced pass: working memory is per batch of 32
 QWEN_PARAMS = 1.54e9  # Qwen2.5-1.5B without its embedding table, when llama_cpp cannot say
@@ -142,21 +144,21 @@ def _timed(fn) -> float:
 # ---------------------------------------------------------------- index build
 
 def measure_build(settings: Settings, folder: Path, label: str, sample: int | None = None):
-    """Build the index of `folder` stage by stage, as rag.index does; (row, Index). With
-    `sample`, only that many passages are embedded and the time is scaled to all of them.
-    A second, traced pass (embedding MEMORY_SAMPLE passages at most) gives Python peaks."""
+    """Build the index of `folder` stage by stage, as rag.index does, into settings.index_dir;
+    the row. With `sample`, only that many passages are embedded and the time is scaled to
+    all of them. A second, traced pass (embedding MEMORY_SAMPLE passages at most, into
+    another folder) gives Python peaks."""
     row = {"corpus": label}
     with others_cpu(row):
-        articles, passages, embedded, flat = _build_stages(settings, folder, sample, row)
+        articles, passages, embedded = _build_stages(settings, folder, sample, row)
     row["embedding"]["s"] *= len(passages) / embedded
     tracemalloc.start()
-    _build_stages(settings, folder, MEMORY_SAMPLE, row)
+    _build_stages(settings.model_copy(update={"index_dir": settings.index_dir / "traced"}), folder,
+                  MEMORY_SAMPLE, row)
     tracemalloc.stop()
     row.update(articles=len(articles), passages=len(passages), embedded=embedded,
                extrapolated=embedded < len(passages), traced_sample=MEMORY_SAMPLE)
-    from rag.index import Index
-
-    return row, Index({}, {a.doc_id: a for a in articles}, tuple(passages), flat)
+    return row
 
 
 def _build_stages(settings: Settings, folder: Path, sample: int | None, row: dict):
@@ -174,31 +176,22 @@ def _build_stages(settings: Settings, folder: Path, sample: int | None, row: dic
         texts = texts[:: len(texts) // sample][:sample]
     with stage(row, "embedding"):
         vectors = embedder.embed_passages(texts)
-    with stage(row, "faiss"):
-        flat = _flat_index(np.resize(vectors, (len(passages), embedder.dim)))  # FAISS cost ignores values
-    return articles, passages, len(texts), flat
-
-
-def _flat_index(vectors: np.ndarray):
-    """What rag.index writes: an exact inner-product index, saved to disk."""
-    import faiss
-
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(vectors)
-    with tempfile.TemporaryDirectory() as tmp:
-        faiss.write_index(flat, str(Path(tmp) / "vectors.faiss"))
-    return flat
+    with stage(row, "index"):  # tables, BM25, vector store, manifest (the index cost ignores values)
+        write_synthetic(settings, articles, passages, np.resize(vectors, (len(passages), embedder.dim)), None,
+                        embedder=settings.embedder)
+    return articles, passages, len(texts)
 
 
 def measure_seeds_build(settings: Settings):
-    """The seeds' row and Index (built here: generation and retrieval use it), and the
-    embedder's load time."""
+    """The seeds' row, their index (written in settings.index_dir: generation and retrieval
+    use it), and the embedder's load time."""
     from rag.embedding import get_embedder
+    from rag.index import load_index
 
     load_s = _timed(lambda: get_embedder(settings))
     get_embedder(settings).embed_passages(["Échauffement."])  # first calls set up lazily
-    row, index = measure_build(settings, settings.seeds_dir, "seeds")
-    return row, index, load_s
+    row = measure_build(settings, settings.seeds_dir, "seeds")
+    return row, load_index(settings, check_corpus=False), load_s
 
 
 def measure_synthetic_builds(settings: Settings, copies: list[int], full: bool) -> list[dict]:
@@ -213,8 +206,9 @@ def measure_synthetic_builds(settings: Settings, copies: list[int], full: bool) 
         sample = None if full or n < 1000 else EMBED_SAMPLE
         with tempfile.TemporaryDirectory() as tmp, \
                 ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            write_synthetic_corpus(settings.seeds_dir, Path(tmp), n)
-            rows.append(pool.submit(_child_build, settings, Path(tmp), f"{n}x", sample).result())
+            write_synthetic_corpus(settings.seeds_dir, Path(tmp) / "pages", n)
+            child = settings.model_copy(update={"index_dir": Path(tmp) / "index"})
+            rows.append(pool.submit(_child_build, child, Path(tmp) / "pages", f"{n}x", sample).result())
     return rows
 
 
@@ -222,12 +216,12 @@ def _child_build(settings: Settings, folder: Path, label: str, sample: int | Non
     from rag.embedding import get_embedder
 
     get_embedder(settings).embed_passages(["Échauffement."])
-    return measure_build(settings, folder, label, sample)[0]
+    return measure_build(settings, folder, label, sample)
 
 
 # ---------------------------------------------------------------- retrieval
 
-def measure_latency(retriever, questions: list[str], settings: Settings, label: str, faiss_type: str,
+def measure_latency(retriever, questions: list[str], settings: Settings, label: str, store: str,
                     modes=("dense", "bm25", "hybrid")) -> list[dict]:
     """p50/p95 of Retriever.search per question, per mode, after one warm-up query."""
     rows = []
@@ -236,91 +230,43 @@ def measure_latency(retriever, questions: list[str], settings: Settings, label: 
             return retriever.search(q, settings.k, mode, settings.candidates, settings.bm25_weight)
         search(questions[0])
         ms = [1000 * _timed(lambda q=q: search(q)) for q in questions]
-        rows.append({"index": label, "passages": len(retriever.passages), "faiss": faiss_type,
+        rows.append({"index": label, "passages": len(retriever.passages), "store": store,
                      "mode": mode, "queries": len(ms), "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95)})
     return rows
 
 
-def build_faiss(vectors: np.ndarray, kind: str):
-    """An inner-product index of `kind` holding `vectors`; (index, build seconds)."""
-    import faiss
-
-    started = time.perf_counter()
-    n, dim = vectors.shape
-    if kind == "flat":
-        index = faiss.IndexFlatIP(dim)
-    else:
-        lists = ivf_lists(n)
-        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, lists, faiss.METRIC_INNER_PRODUCT)
-        sample = np.random.default_rng(0).choice(n, min(n, IVF_TRAIN_PER_LIST * lists), replace=False)
-        index.train(vectors[np.sort(sample)])
-    index.add(vectors)
-    return index, time.perf_counter() - started
-
-
-def synthetic_indexes(n: int, dim: int, n_queries: int = 100):
-    """(index of the type chosen for n, exact index, facts): n clustered unit vectors; IVF's
-    nprobe is the smallest keeping RECALL_TARGET on one set of held-out queries, and the
-    recall reported is measured on another."""
-    data = clustered_unit_vectors(n + 2 * n_queries, dim, np.random.default_rng(n))
-    tuning, testing = data[n:n + n_queries].copy(), data[n + n_queries:].copy()  # copies: `del data` frees
-    kind = index_type(n)
-    flat, flat_s = build_faiss(data[:n], "flat")
-    chosen, chosen_s = (flat, flat_s) if kind == "flat" else build_faiss(data[:n], kind)
-    del data
-    info = {"passages": n, "faiss": kind, "build_s": chosen_s, "flat_build_s": flat_s, "recall_target": RECALL_TARGET}
-    if kind == "ivf":
-        nprobe, tuned = tune_nprobe(chosen, flat, tuning)
-        info["ivf"] = {"lists": chosen.nlist, "nprobe": nprobe, "tuning_recall": tuned}
-    info["recall@10_vs_flat"] = recall_at_k(flat.search(testing, 10)[1], chosen.search(testing, 10)[1])
-    return chosen, flat, info
-
-
-def tune_nprobe(index, flat, queries: np.ndarray, k: int = 10) -> tuple[int, float]:
-    """The smallest nprobe of 1, 2, 4 ... 256 whose recall@k against exact search reaches
-    RECALL_TARGET (else 256), left set on the index; and that recall."""
-    truth = flat.search(queries, k)[1]
-    for nprobe in (1, 2, 4, 8, 16, 32, 64, 128, 256):
-        index.nprobe = nprobe
-        recall = recall_at_k(truth, index.search(queries, k)[1], k)
-        if recall >= RECALL_TARGET:
-            break
-    return nprobe, recall
-
-
-def synthetic_retrieval(n: int, seeds_index, embedder, questions: list[str], settings: Settings):
-    """Latency rows on n synthetic passages (FAISS: clustered vectors; BM25: the seed passages
-    repeated), and what the chosen FAISS index type costs and keeps."""
-    from rag.retrieval import BM25, Retriever
-
-    chosen, flat, info = synthetic_indexes(n, embedder.dim)
-    passages = tuple(seeds_index.passages[i % len(seeds_index.passages)] for i in range(n))
-    bm25 = tile_bm25(BM25([p.text for p in seeds_index.passages]), n)
-    with others_cpu(info):
-        rows = measure_latency(Retriever(passages, chosen, embedder, bm25), questions, settings, f"{n:,}",
-                               info["faiss"])
-        if info["faiss"] != "flat":
-            rows += measure_latency(Retriever(passages, flat, embedder, bm25), questions, settings,
-                                    f"{n:,}", "flat (reference)", modes=("dense",))
-    return [r | {"others_cpu": info["others_cpu"]} for r in rows], info
-
-
-def measure_retrieval(settings: Settings, seeds_index, sizes: list[int]) -> tuple[list[dict], list[dict]]:
+def measure_retrieval(settings: Settings, seeds_index) -> list[dict]:
+    """Latency on the seeds, query embedding included."""
     from rag.embedding import get_embedder
-    from rag.evaluation import load_reference
     from rag.retrieval import Retriever
 
-    embedder = get_embedder(settings)
-    questions = [r.question for r in load_reference(REFERENCE)]
     busy: dict = {}
     with others_cpu(busy):
-        rows = measure_latency(Retriever.from_index(seeds_index, embedder), questions, settings, "seeds", "flat")
-    rows, infos = [r | busy for r in rows], []
+        rows = measure_latency(Retriever.from_index(seeds_index, get_embedder(settings)), reference_questions(),
+                               settings, "seeds", seeds_index.manifest["store"]["kind"])
+    return [r | busy for r in rows]
+
+
+def reference_questions() -> list[str]:
+    from rag.evaluation import load_reference
+
+    return [r.question for r in load_reference(REFERENCE)]
+
+
+def measure_scale(sizes: list[int], milvus_sizes: list[int], flat_sweep: bool) -> dict:
+    """Retrieval through the app on synthetic indexes (bench/retrieval_scale.py): FAISS with
+    the type the size chooses, plus flat at sizes where IVF is chosen and flat still fits
+    the p95 sweep, plus Milvus Lite at `milvus_sizes`."""
+    from rag.stores.faiss_store import index_type
+
+    questions, rows, flat = reference_questions(), [], []
     for n in sizes:
-        log(f"retrieval on {n:,} synthetic passages…")
-        more, info = synthetic_retrieval(n, seeds_index, embedder, questions, settings)
-        rows, infos = rows + more, infos + [info]
-    return rows, infos
+        variants = [("faiss", "flat"), ("faiss", "ivf")] if n <= 100_000 else [("faiss", index_type(n))]
+        variants += [("milvus", None)] if n in milvus_sizes else []
+        more, swept = measure_size(n, variants, questions, Settings().seeds_dir, log,
+                                   sweep=flat_sweep and n == max(sizes))
+        rows, flat = rows + more, flat + swept
+    return {"rows": rows, "flat": flat, "embedding": measure_query_embedding(questions, log)}
 
 
 # ---------------------------------------------------------------- generation
@@ -504,11 +450,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--repeats", type=int, help="generation runs per side (default 3, --quick 1)")
     parser.add_argument("--copies", help="synthetic corpus sizes, in seed copies (default 100,1000)")
     parser.add_argument("--sizes", help="synthetic retrieval sizes (default 100000,1000000)")
+    parser.add_argument("--milvus-sizes", help="sizes also measured on Milvus Lite (default 100000)")
+    parser.add_argument("--retrieval-only", action="store_true",
+                        help="only retrieval at scale through the app (no language model, no build part)")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "out" / "bench.json")
     args = parser.parse_args(argv)
     args.repeats = args.repeats or (1 if args.quick else 3)
     args.copies = _ints(args.copies, "" if args.quick else "100,1000")
     args.sizes = _ints(args.sizes, "100000" if args.quick else "100000,1000000")
+    args.milvus_sizes = _ints(args.milvus_sizes, "100000")
     return args
 
 
@@ -518,10 +468,21 @@ def _ints(given: str | None, default: str) -> list[int]:
 
 def main() -> None:
     args = parse_args()
-    settings = Settings(llm=args.llm, threads=args.threads)
+    if args.retrieval_only:
+        return retrieval_only(args)
+    settings = Settings(llm=args.llm, threads=args.threads, index_dir=Path(tempfile.mkdtemp(prefix="rag-bench-")))
     report: dict = {"llm": settings.llm, "embedder": settings.embedder, "threads": settings.threads,
                     "quick": args.quick, "full": args.full, "question": args.question}
+    try:
+        run_all(args, settings, report)
+    finally:
+        shutil.rmtree(settings.index_dir, ignore_errors=True)
+    save(report, args.out)
+
+
+def run_all(args: argparse.Namespace, settings: Settings, report: dict) -> None:
     seeds_row, seeds_index, embedder_load_s = measure_seeds_build(settings)
+    report["embedder_load_s"] = embedder_load_s
     # the language model first: the long synthetic parts below leave more time for other
     # jobs to start on the machine and disturb it
     report.update(machine=measure_machine(), model_load=load_app_model(settings))
@@ -532,12 +493,22 @@ def main() -> None:
     print(end_to_end_table(report["end_to_end"], report["model_load"], report["machine"], report["limits"]), flush=True)
     report["index_build"] = [seeds_row] + measure_synthetic_builds(settings, args.copies, args.full)
     print(build_table(report["index_build"], embedder_load_s), flush=True)
-    report["retrieval"], report["faiss"] = measure_retrieval(settings, seeds_index, args.sizes)
-    print(retrieval_tables(report["retrieval"], report["faiss"]), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    report["embedder_load_s"] = embedder_load_s
-    args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False), "utf-8")
-    log(f"-> {args.out}")
+    report["retrieval"] = measure_retrieval(settings, seeds_index)
+    print(retrieval_tables(report["retrieval"]), flush=True)
+    report["scale"] = measure_scale(args.sizes, args.milvus_sizes, flat_sweep=not args.quick)
+    print(scale_tables(**report["scale"]), flush=True)
+
+
+def retrieval_only(args: argparse.Namespace) -> None:
+    report = {"scale": measure_scale(args.sizes, args.milvus_sizes, flat_sweep=True)}
+    print(scale_tables(**report["scale"]), flush=True)
+    save(report, args.out.with_name("bench-retrieval.json"))
+
+
+def save(report: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, ensure_ascii=False, default=str), "utf-8")
+    log(f"-> {out}")
 
 
 if __name__ == "__main__":

@@ -23,17 +23,18 @@ def _cell(value) -> str:
 def build_table(rows: list[dict], load_s: float) -> str:
     out = []
     for row in rows:
-        for name in ("cleaning", "splitting", "embedding", "faiss"):
+        for name in ("cleaning", "splitting", "embedding", "index"):
             s = row[name]["s"]
             sampled = name == "embedding" and row["extrapolated"]
             note = f"extrapolated from {row['embedded']:,} passages" if sampled else ""
             out.append([row["corpus"], f"{row['articles']:,}", f"{row['passages']:,}", name, s,
                         row["articles"] / s, row["passages"] / s, row[name]["py_peak_mb"], row[name]["peak_rss_mb"],
                         note])
-        total = sum(row[n]["s"] for n in ("cleaning", "splitting", "embedding", "faiss"))
+        total = sum(row[n]["s"] for n in ("cleaning", "splitting", "embedding", "index"))
         out.append([row["corpus"], "", "", "**total**", total, row["articles"] / total, row["passages"] / total,
                     "", "", f"other processes: {row['others_cpu']:.0%} of the CPU"])
-    title = (f"Index build (embedder loaded beforehand in {load_s:.1f} s; FAISS = add + write; Python peak "
+    title = (f"Index build (embedder loaded beforehand in {load_s:.1f} s; index = tables, BM25, vector store, "
+             f"manifest (rag.index.write_index); Python peak "
              f"traced in a second pass, embedding {rows[0]['traced_sample']} passages at most; peak RSS: the process's "
              f"high-water mark after the stage (VmHWM; ru_maxrss in the JSON), each synthetic corpus built in a "
              f"fresh process)")
@@ -41,30 +42,33 @@ def build_table(rows: list[dict], load_s: float) -> str:
                          "Python peak MB", "peak RSS MB", "note"], out)
 
 
-def retrieval_tables(rows: list[dict], infos: list[dict]) -> str:
-    latency = table(f"Retrieval latency per query, {rows[0]['queries']} reference questions "
-                    "(query embedding included)",
-                    ["index", "passages", "FAISS", "mode", "p50 ms", "p95 ms", "others' CPU"],
-                    [[r["index"], f"{r['passages']:,}", r["faiss"], r["mode"], r["p50_ms"], r["p95_ms"],
-                      f"{r['others_cpu']:.0%}"] for r in rows])
-    if not infos:
-        return latency
-    kinds = table(f"FAISS index type by size (clustered random unit vectors; IVF nprobe: the smallest "
-                  f"keeping recall@10 ≥ {infos[0]['recall_target']} on 100 held-out queries, recall measured "
-                  "on 100 others)",
-                  ["passages", "type", "build s (IVF: train + add)", "flat build s", "IVF lists / nprobe",
-                   "recall@10 vs flat"],
-                  [[f"{i['passages']:,}", i["faiss"], i["build_s"], i["flat_build_s"], _ivf(i),
-                    i["recall@10_vs_flat"]] for i in infos])
-    return latency + "\n" + kinds
+def retrieval_tables(rows: list[dict]) -> str:
+    return table(f"Retrieval latency per query on the seeds, {rows[0]['queries']} reference questions "
+                 "(query embedding included)",
+                 ["index", "passages", "store", "mode", "p50 ms", "p95 ms", "others' CPU"],
+                 [[r["index"], f"{r['passages']:,}", r["store"], r["mode"], r["p50_ms"], r["p95_ms"],
+                   f"{r['others_cpu']:.0%}"] for r in rows])
 
 
-def _ivf(info: dict) -> str:
-    h = info.get("ivf")
-    if not h:
-        return ""
-    missed = " (target not reached)" if h["tuning_recall"] < info["recall_target"] else ""
-    return f"{h['lists']:,} / {h['nprobe']}{missed}"
+def scale_tables(rows: list[dict], flat: list[dict], embedding: dict | None) -> str:
+    """The retrieval-at-scale table (bench/retrieval_scale.py), flat search by size, and
+    the query embedding's cost, which the latencies leave out."""
+    main = table("Retrieval at scale through the app (load_index + Retriever.search, query vector given; "
+                 "RSS: the process's peak, retrieval only; recall@10 of dense search against exact search)",
+                 ["store", "passages", "index", "start-up s", "peak RSS MB", "dense p50/p95 ms",
+                  "BM25 p50/p95 ms", "fused p50/p95 ms", "recall@10", "others' CPU"],
+                 [[r["store"], f"{r['passages']:,}", r["index"], r["startup_s"], r["peak_rss_mb"],
+                   _pair(r, "dense"), _pair(r, "bm25"), _pair(r, "hybrid"), r["recall@10"],
+                   f"{r['others_cpu']:.0%}"] for r in rows])
+    sweep = table("Exact (flat) FAISS search by size, one thread, one query at a time (sets FLAT_LIMIT)",
+                  ["vectors", "p50 ms", "p95 ms"], [[f"{r['vectors']:,}", r["p50_ms"], r["p95_ms"]] for r in flat])
+    cost = (f"\n\nQuery embedding ({embedding['embedder']}, {embedding['queries']} questions): "
+            f"p50 {embedding['p50_ms']:.1f} ms, p95 {embedding['p95_ms']:.1f} ms." if embedding else "")
+    return main + "\n" + sweep + cost
+
+
+def _pair(row: dict, mode: str) -> str:
+    return f"{row[mode]['p50_ms']:.1f} / {row[mode]['p95_ms']:.1f}"
 
 
 def generation_table(gen: dict, llm: str) -> str:

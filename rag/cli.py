@@ -35,6 +35,7 @@ class _Group(click.Group):
 @click.option("--index-dir", type=click.Path(path_type=Path), help="Dossier de l'index.")
 @click.option("--k", type=int, help="Nombre de passages donnés au modèle.")
 @click.option("--retrieval", type=click.Choice(["hybrid", "dense", "bm25"]), help="Mode de recherche.")
+@click.option("--store", type=click.Choice(["faiss", "milvus"]), help="Où vivent les vecteurs (défaut faiss).")
 @click.option("--threads", type=int, help="Threads CPU.")
 @click.pass_context
 def main(ctx: click.Context, config, **flags) -> None:
@@ -66,16 +67,18 @@ def _log(message: str) -> None:
 
 @main.command()
 @click.option("--rebuild", is_flag=True, help="Reconstruire même si l'index est à jour.")
+@click.option("--store", type=click.Choice(["faiss", "milvus"]), help="Où ranger les vecteurs (défaut faiss).")
 @click.pass_context
-def index(ctx: click.Context, rebuild: bool) -> None:
+def index(ctx: click.Context, rebuild: bool, store: str | None) -> None:
     """Construire ou mettre à jour l'index à partir des articles."""
-    from rag.index import build_index, ensure_index
+    from rag.index import build_index, ensure_index, store_summary
 
-    settings = _settings(ctx)
+    flags = {**ctx.obj["flags"], "store": store or ctx.obj["flags"]["store"]}  # `rag index --store` or `rag --store`
+    settings = load_settings(ctx.obj["config"], env=os.environ, **flags)
     built = build_index(settings, log=_log) if rebuild else ensure_index(settings, rebuild=True, log=_log)
     m = built.manifest
     click.echo(f"Index prêt : {m['articles']} articles, {m['passages']} passages, "
-               f"embedder {m['embedder']} ({m['dim']} dimensions), construit le {m['built_at']}.")
+               f"embedder {m['embedder']} ({m['dim']} dimensions), {store_summary(m)}, construit le {m['built_at']}.")
 
 
 @main.command()

@@ -1,14 +1,20 @@
-"""The built index on disk: cleaned articles, passages, their vectors in FAISS, a manifest.
+"""The built index on disk: articles, passages, BM25, a vector store, and a manifest.
 
 Layout under `settings.index_dir`:
-    manifest.json        written last, atomically; names the build folder and holds the
-                         embedder, chunking settings, source file hashes, file checksums
-    build-<id>/          articles.json, passages.jsonl, vectors.faiss
+    manifest.json   written last, atomically; names the build folder and holds the
+                    embedder, chunking settings, source file hashes, the store's record
+                    (kind and parameters) and the checksum of every file
+    build-<id>/     passage and article tables (stores/tables.py), bm25/ (stores/bm25.py)
+                    and, with FAISS, the vectors and their index (stores/faiss_store.py)
+    milvus.db       with store = "milvus" and no milvus_uri: the Milvus Lite file
 
-A crash mid-build leaves a stray build folder but the old manifest, so the old index
-still loads whole. Loading checks the checksums (corrupt files) and compares the
-manifest with the corpus and settings (stale index). A rebuild re-embeds only the
-articles whose file or chunking changed. Retrieval itself lives in retrieval.py.
+A crash mid-build leaves a stray build folder but the old manifest, so an old FAISS
+index still loads whole. A Milvus collection changes in place: the manifest is first
+marked « updating », so a crash there leaves an index that asks for `rag index --rebuild`.
+Loading checks the checksums of what it reads (corrupt files), the manifest against the
+corpus and settings (stale index) and the store against the manifest, and returns the
+whole index or raises, never half of it. A rebuild re-embeds only the articles whose
+file or chunking changed; the store keeps the others. Retrieval lives in retrieval.py.
 """
 
 from __future__ import annotations
@@ -19,9 +25,10 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -31,47 +38,62 @@ from rag.errors import RagError
 from rag.passages import split_passages
 from rag.records import Article, Passage
 from rag.settings import Settings
+from rag.stores import VectorStore, get_store, mismatch
+from rag.stores.bm25 import ANALYZER, Bm25Index, build_bm25
+from rag.stores.tables import ArticleTable, PassageTable, write_tables
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: tables read on demand, bm25s, stores
 # Bump when cleaning or splitting rules change: every stored passage is then stale.
 PIPELINE_VERSION = 1
 MANIFEST = "manifest.json"
+REBUILD = "Lancez `rag index --rebuild`."
 
 
 @dataclass(frozen=True, eq=False)
 class Index:
     manifest: dict
-    articles: dict[str, Article]
-    passages: tuple[Passage, ...]
-    vectors: Any  # faiss index, row i = passages[i]
+    articles: Mapping[str, Article]  # stores.tables.ArticleTable: parsed on demand
+    passages: Sequence[Passage]  # stores.tables.PassageTable: row i, or by store key
+    store: VectorStore
+    bm25: Bm25Index | None  # None when the store does its own full text search (Milvus)
 
     def article(self, doc_id: str) -> Article:
         return self.articles[doc_id]
 
 
 def ensure_index(settings: Settings, rebuild: bool = False, log: Callable = print) -> Index:
-    """Load the index; build it when missing, rebuild it when stale only if asked."""
+    """Load the index; build it when missing; when stale or damaged, rebuild it only if asked."""
     if not (settings.index_dir / MANIFEST).exists():
         log(f"Aucun index dans {settings.index_dir} : construction à partir de {settings.seeds_dir}…")
         return build_index(settings, log=log)
-    problem = staleness(settings, read_manifest(settings.index_dir))
-    if problem and not rebuild:
+    try:
+        problem = staleness(settings, read_manifest(settings.index_dir))
+        if not problem:
+            return load_index(settings)
+    except RagError as exc:  # old format, interrupted update, corrupt files: rebuilding is the cure
+        if not rebuild:
+            raise
+        problem = str(exc)
+    if not rebuild:
         raise RagError(f"Index périmé ({problem}) : relancez avec --rebuild ou lancez `rag index`.")
-    if problem:
-        log(f"Index périmé ({problem}) : mise à jour…")
-        return build_index(settings, log=log)
-    return load_index(settings)
+    log(f"Index à refaire ({problem}) : mise à jour…")
+    return build_index(settings, log=log)
 
 
 def build_index(settings: Settings, log: Callable = print) -> Index:
-    """Clean, split and embed the corpus, reusing vectors of unchanged articles."""
+    """Clean, split and embed the corpus; the store keeps the vectors of unchanged articles."""
     started = time.perf_counter()
     articles = load_corpus(settings.seeds_dir)
     passages = [p for a in articles for p in split_passages(a, settings.passage_chars, settings.passage_overlap)]
     embedder = get_embedder(settings)
-    vectors = _vectors_for(passages, _reusable_vectors(settings, articles), embedder, log)
-    manifest = _manifest(settings, embedder, articles, len(passages))
-    _write(settings.index_dir, manifest, articles, passages, vectors)
+    store, unchanged, gone = _open_for_update(settings, articles, embedder.dim, log)
+    try:
+        reuse = {p.id for p in passages if p.doc_id in unchanged}
+        added, vectors = _vectors_for(passages, reuse, embedder, log)
+        manifest = _manifest(settings, embedder, articles, len(passages))
+        write_index(settings, manifest, articles, passages, store, gone, added, vectors)
+    finally:
+        store.close()
     log(f"Index construit : {len(articles)} articles, {len(passages)} passages "
         f"en {time.perf_counter() - started:.1f} s.")
     return load_index(settings, check_corpus=False)
@@ -79,19 +101,33 @@ def build_index(settings: Settings, log: Callable = print) -> Index:
 
 def load_index(settings: Settings, check_corpus: bool = True) -> Index:
     """Read a built index, refusing a corrupt, stale or mismatched one."""
-    import faiss
-
     manifest = read_manifest(settings.index_dir)
-    if check_corpus and (problem := staleness(settings, manifest)):
+    problem = mismatch(settings, manifest["store"]) or (check_corpus and staleness(settings, manifest))
+    if problem:
         raise RagError(f"Index périmé ({problem}) : relancez avec --rebuild ou lancez `rag index`.")
     build = settings.index_dir / manifest["build"]
-    _verify_files(build, manifest["files"])
-    articles = {a["doc_id"]: Article(**a) for a in json.loads((build / "articles.json").read_text("utf-8"))}
-    passages = tuple(Passage(**json.loads(line)) for line in (build / "passages.jsonl").open(encoding="utf-8"))
-    vectors = faiss.read_index(str(build / "vectors.faiss"))
-    if vectors.ntotal != len(passages):
-        raise RagError(f"Index corrompu : {vectors.ntotal} vecteurs pour {len(passages)} passages.")
-    return Index(manifest, articles, passages, vectors)
+    _verify_files(build, manifest["files"], skip=manifest["store"].get("unread_at_start", ()))
+    try:
+        articles, passages = ArticleTable(build), PassageTable(build)
+    except (OSError, ValueError, KeyError) as exc:
+        raise RagError(f"Index corrompu : tables de {build} illisibles ({exc}). {REBUILD}") from None
+    store = get_store(settings, manifest["dim"], manifest["store"], build)
+    try:
+        bm25 = None if hasattr(store, "search_text") else _load_bm25(build, manifest)
+        sizes = {store.count(), len(passages)} | ({len(bm25)} if bm25 else set())
+        if len(sizes) != 1:
+            raise RagError(f"Index corrompu : {sorted(sizes)} passages selon les fichiers de {build}. {REBUILD}")
+    except BaseException:
+        store.close()
+        raise
+    return Index(manifest, articles, passages, store, bm25)
+
+
+def _load_bm25(build: Path, manifest: dict) -> Bm25Index:
+    try:
+        return Bm25Index.load(build, manifest["analyzer"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise RagError(f"Index corrompu : BM25 illisible dans {build} ({exc}). {REBUILD}") from None
 
 
 def read_manifest(index_dir: Path) -> dict:
@@ -100,11 +136,15 @@ def read_manifest(index_dir: Path) -> dict:
         raise RagError(f"Aucun index dans {index_dir} : lancez `rag index`.")
     try:
         manifest = json.loads(path.read_text("utf-8"))
-        manifest["build"], manifest["files"], manifest["sources"]  # noqa: B018 - shape check
-    except (ValueError, KeyError, TypeError):
-        raise RagError(f"Index corrompu : manifeste illisible ({path}). Lancez `rag index --rebuild`.") from None
+        if manifest.get("format") == FORMAT_VERSION:
+            manifest["build"], manifest["files"], manifest["sources"], manifest["store"]["kind"]  # noqa: B018
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise RagError(f"Index corrompu : manifeste illisible ({path}). {REBUILD}") from None
     if manifest.get("format") != FORMAT_VERSION:
         raise RagError("Index d'un format ancien : lancez `rag index --rebuild`.")
+    if manifest.get("updating"):
+        raise RagError(f"Index périmé : la mise à jour de la collection {manifest['store'].get('collection')} "
+                       f"a été interrompue. {REBUILD}")
     return manifest
 
 
@@ -114,11 +154,23 @@ def staleness(settings: Settings, manifest: dict) -> str | None:
     for key, value in expected.items():
         if manifest.get(key) != value:
             return f"{key} : index {manifest.get(key)!r}, réglages {value!r}"
+    if problem := mismatch(settings, manifest["store"]):
+        return problem
     current = _source_hashes(settings.seeds_dir)
     if current != manifest["sources"]:
         changed = sorted(set(current.items()) ^ set(manifest["sources"].items()))
         return f"le corpus a changé ({', '.join(sorted({name for name, _ in changed}))})"
     return None
+
+
+def store_summary(manifest: dict) -> str:
+    """The store in a few words, for `rag index` and the chat's status line."""
+    s = manifest["store"]
+    if s["kind"] == "milvus":
+        return f"Milvus {s['uri']} (collection {s['collection']})"
+    if s.get("type") == "ivf":
+        return f"FAISS IVF ({s['lists']} listes, nprobe {s['nprobe']}, rappel@10 {s['recall@10']:.2f})"
+    return "FAISS exact"
 
 
 def _settings_part(settings: Settings) -> dict:
@@ -127,6 +179,7 @@ def _settings_part(settings: Settings) -> dict:
         "passage_chars": settings.passage_chars,
         "passage_overlap": settings.passage_overlap,
         "pipeline": PIPELINE_VERSION,
+        "analyzer": ANALYZER,
     }
 
 
@@ -136,7 +189,7 @@ def _source_hashes(folder: Path) -> dict[str, str]:
     return {a.path: a.sha256 for a in load_corpus(folder)}
 
 
-def _manifest(settings: Settings, embedder: Embedder, articles: list[Article], n: int) -> dict:
+def _manifest(settings: Settings, embedder: Embedder, articles: Sequence[Article], n: int) -> dict:
     return {
         "format": FORMAT_VERSION,
         **_settings_part(settings),
@@ -148,50 +201,76 @@ def _manifest(settings: Settings, embedder: Embedder, articles: list[Article], n
     }
 
 
-def _reusable_vectors(settings: Settings, articles: list[Article]) -> dict[str, np.ndarray]:
-    """Vectors of the previous build, by passage id, for articles whose file is unchanged."""
+def _open_for_update(settings: Settings, articles: Sequence[Article], dim: int,
+                     log: Callable) -> tuple[VectorStore, set[str], set[str]]:
+    """The previous build's store, the articles it holds as they still are, and the doc
+    ids it holds that changed or left; or an empty store when nothing can be reused."""
+    old = _previous(settings, dim)
+    if old is not None:
+        try:
+            _verify_files(settings.index_dir / old["build"], old["files"])
+            store = get_store(settings, dim, old["store"], settings.index_dir / old["build"])
+        except RagError as exc:
+            log(f"Index précédent inutilisable ({exc}) : tous les passages seront encodés.")
+        else:
+            unchanged = {a.doc_id for a in articles if old["sources"].get(a.path) == a.sha256}
+            return store, unchanged, {Path(p).stem for p in old["sources"]} - unchanged
+    return get_store(settings, dim), set(), set()
+
+
+def _previous(settings: Settings, dim: int) -> dict | None:
+    """The previous manifest when its store can be updated for these settings."""
     try:
-        old = load_index(settings, check_corpus=False)
+        old = read_manifest(settings.index_dir)
     except RagError:
-        return {}
-    if any(old.manifest.get(k) != v for k, v in _settings_part(settings).items()):
-        return {}
-    unchanged = {a.doc_id for a in articles if old.manifest["sources"].get(a.path) == a.sha256}
-    keep = [i for i, p in enumerate(old.passages) if p.doc_id in unchanged]
-    return {old.passages[i].id: old.vectors.reconstruct(i) for i in keep}
+        return None
+    same = all(old.get(k) == v for k, v in _settings_part(settings).items())
+    return old if same and old["dim"] == dim and not mismatch(settings, old["store"]) else None
 
 
-def _vectors_for(passages: list[Passage], reuse: dict, embedder: Embedder, log: Callable) -> np.ndarray:
+def _vectors_for(passages: list[Passage], reuse: set[str], embedder: Embedder,
+                 log: Callable) -> tuple[list[Passage], np.ndarray]:
+    """The passages whose id is not in `reuse` (the store has them) and their new vectors."""
     todo = [i for i, p in enumerate(passages) if p.id not in reuse]
     log(f"{len(passages) - len(todo)} passages repris de l'index précédent, {len(todo)} à encoder "
         f"avec {embedder.name}.")
     out = np.zeros((len(passages), embedder.dim), dtype=np.float32)
-    for i, p in enumerate(passages):
-        if p.id in reuse:
-            out[i] = reuse[p.id]
     if todo:
         out[todo] = embedder.embed_passages([passages[i].text for i in todo],
                                             titles=[passages[i].title for i in todo], progress=len(todo) > 32)
-    return out
+    return [passages[i] for i in todo], out[todo]
 
 
-def _write(index_dir: Path, manifest: dict, articles, passages, vectors: np.ndarray) -> None:
-    import faiss
-
+def write_index(settings: Settings, manifest: dict, articles: Sequence[Article], passages: Sequence[Passage],
+                store: VectorStore, gone: set[str], added: Sequence[Passage], vectors: np.ndarray,
+                faiss_type: str | None = None) -> None:
+    """Write a build: tables, BM25 (unless the store searches text), the store's changes
+    (drop the `gone` articles, add `added`), then the manifest. `faiss_type` forces
+    "flat" or "ivf" (benchmarks); by default the size chooses."""
+    index_dir = settings.index_dir
     index_dir.mkdir(parents=True, exist_ok=True)
-    build_name = f"build-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
-    build = index_dir / build_name
+    build = index_dir / f"build-{time.strftime('%Y%m%d%H%M%S')}-{uuid.uuid4().hex[:6]}"
     build.mkdir()
-    (build / "articles.json").write_text(json.dumps([asdict(a) for a in articles], ensure_ascii=False), "utf-8")
-    with (build / "passages.jsonl").open("w", encoding="utf-8") as out:
-        for p in passages:
-            out.write(json.dumps(asdict(p), ensure_ascii=False) + "\n")
-    flat = faiss.IndexFlatIP(vectors.shape[1])
-    flat.add(vectors)
-    faiss.write_index(flat, str(build / "vectors.faiss"))
-    files = {f.name: _sha256(f) for f in sorted(build.iterdir())}
-    _atomic_json(index_dir / MANIFEST, {**manifest, "build": build_name, "files": files})
-    _remove_old_builds(index_dir, keep=build_name)
+    write_tables(build, articles, passages)
+    if not hasattr(store, "search_text"):
+        build_bm25((p.text for p in passages), build)
+    if store.kind == "milvus" and (index_dir / MANIFEST).exists():
+        _mark_updating(index_dir)
+    store.delete(gone)
+    store.add(added, vectors, {a.doc_id: a.date for a in articles})
+    record = store.commit(build, faiss_type) if faiss_type else store.commit(build)
+    files = {str(f.relative_to(build)): _sha256(f) for f in sorted(build.rglob("*")) if f.is_file()}
+    _atomic_json(index_dir / MANIFEST, {**manifest, "build": build.name, "store": record, "files": files})
+    _remove_old_builds(index_dir, keep=build.name)
+
+
+def _mark_updating(index_dir: Path) -> None:
+    """Flag the current manifest before a store changes in place (see module docstring)."""
+    try:
+        current = json.loads((index_dir / MANIFEST).read_text("utf-8"))
+    except ValueError:
+        return
+    _atomic_json(index_dir / MANIFEST, {**current, "updating": True})
 
 
 def _atomic_json(path: Path, data: dict) -> None:
@@ -209,13 +288,17 @@ def _remove_old_builds(index_dir: Path, keep: str) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _verify_files(build: Path, files: dict[str, str]) -> None:
-    for name, digest in files.items():
-        path = build / name
-        if not path.exists():
-            raise RagError(f"Index corrompu : fichier manquant {path}. Lancez `rag index --rebuild`.")
-        if _sha256(path) != digest:
-            raise RagError(f"Index corrompu : {path} a été modifié ou tronqué. Lancez `rag index --rebuild`.")
+def _verify_files(build: Path, files: dict[str, str], skip: Sequence[str] = ()) -> None:
+    """Every file's checksum, hashed two at a time (hashlib releases the GIL)."""
+    names = [name for name in files if name not in skip]
+    for name in names:
+        if not (build / name).exists():
+            raise RagError(f"Index corrompu : fichier manquant {build / name}. {REBUILD}")
+    with ThreadPoolExecutor(2) as pool:
+        digests = list(pool.map(lambda name: _sha256(build / name), names))
+    for name, digest in zip(names, digests):
+        if digest != files[name]:
+            raise RagError(f"Index corrompu : {build / name} a été modifié ou tronqué. {REBUILD}")
 
 
 def _sha256(path: Path) -> str:

@@ -44,6 +44,9 @@ class Settings(BaseModel):
     k: int = 3  # passages given to the model
     candidates: int = 30  # passages each retriever proposes before fusion
     bm25_weight: float = 0.6  # share of BM25 in the fused score, dense gets the rest
+    store: Literal["faiss", "milvus"] = "faiss"  # where passage vectors live (rag/stores/)
+    milvus_uri: str | None = None  # a .db file (Milvus Lite; default index_dir/milvus.db) or http://host:19530
+    milvus_token: SecretStr | None = None  # RAG_MILVUS_TOKEN, for a server that asks for one; never logged
 
     # generation
     threads: int = max(1, os.cpu_count() or 1)

@@ -1,5 +1,6 @@
-"""The pure helpers of bench/run.py (bench/helpers.py): percentiles, synthetic corpora and
-indexes, the FAISS index type by size.
+"""The helpers of bench/run.py: percentiles, synthetic corpora, vectors and French-like
+texts, the synthetic index written and measured through the app (bench/retrieval_scale.py).
+The FAISS type by size and its tuning are the app's: tests/test_stores.py.
 
 No timing is asserted: the measurements themselves are what `python bench/run.py` is for.
 """
@@ -14,8 +15,7 @@ import numpy as np
 import pytest
 
 from rag.articles import load_corpus
-from rag.retrieval import BM25
-from rag.settings import PROJECT_ROOT
+from rag.settings import PROJECT_ROOT, Settings
 
 
 def _load_helpers():
@@ -47,12 +47,6 @@ def test_percentile_matches_numpy():
         assert helpers.percentile(values, q) == pytest.approx(np.percentile(values, q))
 
 
-@pytest.mark.parametrize("n, kind", [(48, "flat"), (100_000, "flat"), (199_999, "flat"),
-                                     (200_000, "ivf"), (1_000_000, "ivf")])
-def test_index_type_by_size(n, kind):
-    assert helpers.index_type(n) == kind
-
-
 def test_perturb_keeps_shape_and_changes_only_digits_and_order():
     text = "Titre 2025\n" + "Meta prévoit de dépenser 65 milliards de dollars en IA en 2025 pour rattraper " * 2
     out = helpers.perturb(text, random.Random(1))
@@ -70,24 +64,6 @@ def test_synthetic_corpus_is_copies_with_distinct_ids(tmp_path: Path, corpus: Pa
     assert n == len(articles) == 3 * len(load_corpus(corpus))
     assert len({a.doc_id for a in articles}) == n
     assert len({a.text for a in articles}) == n  # perturbed: no two copies alike
-
-
-def test_tiled_bm25_is_bm25_of_repeated_passages():
-    texts = ["Meta dépense des milliards en IA", "TikTok et Instagram Reels", "Meta investit 65 milliards"]
-    # exact for a multiple of the passages; otherwise only the average length differs
-    for n, rtol in ((6, 1e-5), (9, 1e-5), (7, 0.02)):
-        repeated = [texts[i % len(texts)] for i in range(n)]
-        tiled = helpers.tile_bm25(BM25(texts), n)
-        built = BM25(repeated)
-        assert tiled.vocab == built.vocab
-        np.testing.assert_allclose(tiled.weights.toarray(), built.weights.toarray(), rtol=rtol)
-        np.testing.assert_allclose(tiled.scores("milliards Meta"), built.scores("milliards Meta"), rtol=rtol)
-
-
-def test_recall_at_k_by_hand():
-    truth = np.array([[1, 2, 3], [4, 5, 6]])
-    found = np.array([[3, 2, 9], [7, 8, 9]])
-    assert helpers.recall_at_k(truth, found, k=3) == pytest.approx((2 / 3 + 0) / 2)
 
 
 def test_clustered_unit_vectors():
@@ -152,20 +128,68 @@ def test_prompt_size_table_has_one_line_per_point():
     assert len(lines) == 4 and lines[2].startswith("| 3 | 900 | 1051 | 4.500 | 0.700 |")
 
 
-def test_ivf_lists_is_about_sqrt_n():
-    assert helpers.ivf_lists(1_000_000) == 1000 and helpers.ivf_lists(200_000) == 447 and helpers.ivf_lists(1) == 1
+def test_seed_vocabulary_and_made_up_words(corpus: Path):
+    vocabulary = helpers.seed_vocabulary(corpus)
+    assert vocabulary[0] == "de" and "Meta" in vocabulary[:20]  # commonest first, as written
+    made = helpers.made_up_words(500, random.Random(0), set(vocabulary))
+    assert len(set(made)) == 500 and not set(made) & set(vocabulary)
 
 
-def test_ivf_index_tuned_to_the_recall_target():
-    run = _load_script("run")
-    rng = np.random.default_rng(5)
-    data = helpers.clustered_unit_vectors(20_200, 64, rng)
-    base, tuning = data[:20_000], data[20_000:20_100]
-    index, _ = run.build_faiss(base, "ivf")
-    flat, _ = run.build_faiss(base, "flat")
-    assert index.nlist == helpers.ivf_lists(20_000) and index.ntotal == 20_000
-    nprobe, recall = run.tune_nprobe(index, flat, tuning)
-    assert recall >= run.RECALL_TARGET and index.nprobe == nprobe
-    if nprobe > 1:  # the smallest nprobe that keeps the target: one step less does not
-        index.nprobe = nprobe // 2
-        assert helpers.recall_at_k(flat.search(tuning, 10)[1], index.search(tuning, 10)[1]) < run.RECALL_TARGET
+def test_zipf_texts_follow_the_ranks():
+    vocabulary = [f"mot{i}" for i in range(1000)]
+    texts = list(helpers.zipf_texts(vocabulary, 400, 80, np.random.default_rng(0), chunk=150))
+    assert len(texts) == 400 and all(60 <= len(t.split()) <= 100 for t in texts)
+    counts = {w: 0 for w in vocabulary}
+    for t in texts:
+        for w in t.rstrip(".").split():
+            counts[w] += 1
+    # p ~ 1/rank: the first word about twice the second and ten times the tenth
+    assert 1.6 < counts["mot0"] / counts["mot1"] < 2.5 and 7 < counts["mot0"] / counts["mot9"] < 14
+
+
+def test_synthetic_corpus_has_exact_offsets(corpus: Path):
+    scale = _load_script("retrieval_scale")
+    articles, passages = scale.synthetic_corpus(40, corpus)
+    assert len(passages) == 40 and len(articles) == 3  # 14 + 14 + 12
+    by_id = {a.doc_id: a for a in articles}
+    for p in passages:
+        assert by_id[p.doc_id].text[p.start:p.end] == p.text
+    assert len({p.id for p in passages}) == 40 and all(a.date for a in articles)
+
+
+def test_synthetic_index_measured_through_the_app(tmp_path: Path, corpus: Path):
+    scale = _load_script("retrieval_scale")
+    articles, passages = scale.synthetic_corpus(300, corpus)
+    vectors = helpers.clustered_unit_vectors(300, 32, np.random.default_rng(0), per_cluster=10)
+    questions = ["Combien Meta dépense-t-elle ?", "Que fait TikTok ?", "Qui dirige Twitter ?"]
+    queries = scale.query_set(vectors, passages, questions, tmp_path)
+    rows = {}
+    for kind in ("flat", "ivf"):
+        settings = Settings(index_dir=tmp_path / kind)
+        manifest = scale.write_synthetic(settings, articles, passages, vectors, kind)
+        assert manifest["store"]["type"] == kind and manifest["passages"] == 300
+        rows[kind] = _in_bench_path(lambda: scale.measure_child(settings, queries))
+    assert rows["flat"]["recall@10"] == 1.0 and rows["ivf"]["recall@10"] > 0.5
+    for row in rows.values():
+        assert row["startup_s"] > 0 and row["peak_rss_mb"] > 0
+        assert all(row[mode]["queries"] == 3 for mode in ("dense", "bm25", "hybrid"))
+
+
+def test_scale_tables_print_one_line_per_variant():
+    tables = _load_script("tables")
+    timing = {"p50_ms": 1.0, "p95_ms": 2.0}
+    row = {"store": "faiss", "passages": 100_000, "index": "flat", "startup_s": 0.5, "peak_rss_mb": 900.0,
+           "dense": timing, "bm25": timing, "hybrid": timing, "recall@10": 1.0, "others_cpu": 0.01}
+    text = tables.scale_tables([row, row | {"store": "milvus"}], [{"vectors": 1000, "p50_ms": 1, "p95_ms": 2}],
+                               {"embedder": "x", "queries": 5, "p50_ms": 10.0, "p95_ms": 20.0})
+    assert "| faiss | 100,000 | flat |" in text and "| milvus |" in text and "p95 20.0 ms" in text
+
+
+def _in_bench_path(fn):
+    import sys
+
+    sys.path.insert(0, str(PROJECT_ROOT / "bench"))
+    try:
+        return fn()
+    finally:
+        sys.path.remove(str(PROJECT_ROOT / "bench"))
