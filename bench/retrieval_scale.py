@@ -7,8 +7,8 @@ vectors of DIM dimensions (EmbeddingGemma's) and French-like passages (helpers.z
 words drawn by Zipf's law from the seed pages' vocabulary, extended with made-up words to
 VOCABULARY types), PER_ARTICLE passages an article, dated. A fresh process then loads it
 as the app does (load_index, Retriever.from_index) and asks the reference questions,
-each with a query-like vector (a passage vector plus noise of norm 1, as the FAISS tuning
-uses, but other passages): start-up (load, checksums included), the process's peak RSS,
+each with a query-like vector (a passage vector plus noise, as the FAISS tuning makes
+them, from other passages): start-up (load, checksums included), the process's peak RSS,
 p50/p95 of Retriever.search per mode with the vector given (the query embedding is
 timed apart, with the default embedder), and recall@10 of dense search against exact
 search over the same vectors. Also exact FAISS search's p95 by size, for FLAT_LIMIT.

@@ -3,7 +3,9 @@
 The same client code (pymilvus' MilvusClient) serves all three: `milvus_uri` is a path
 ending in .db for Milvus Lite (default: milvus.db in the index folder), or
 http(s)://host:19530 for a server, with `milvus_token` (RAG_MILVUS_TOKEN) when it asks
-for one. The token is never written to the manifest or to a message.
+for one. The token is never written to the manifest or to a message. Milvus Lite 3 runs
+inside the process that opens the file and locks it: one process at a time (a server
+has no such limit).
 
 One row per passage: its key (primary), passage id, doc id, title, date (text, and as a
 number for ranges), offsets, text, vector, and its BM25 terms. BM25 runs in Milvus too:
@@ -32,6 +34,7 @@ from rag.stores import Filter, day_number, passage_key
 from rag.stores.bm25 import ANALYZER, K1, B, analyze
 
 COLLECTION = "rag_passages"
+_LITE_USERS: dict[str, int] = {}  # open stores per Milvus Lite file in this process
 BATCH = 500  # rows per upsert: well under gRPC's 64 MB message limit at 768 dims
 MAX_TEXT = 65_535  # Milvus' longest VARCHAR
 
@@ -53,9 +56,26 @@ def _client(settings: Settings):
     if "://" not in uri:
         Path(uri).parent.mkdir(parents=True, exist_ok=True)
     try:
-        return MilvusClient(uri=uri, token=token)
+        client = MilvusClient(uri=uri, token=token)
     except Exception as exc:  # pymilvus raises its own and gRPC's exception types
         raise RagError(f"Milvus injoignable ({uri}) : {_short(exc)}") from None
+    if "://" not in uri:
+        _LITE_USERS[uri] = _LITE_USERS.get(uri, 0) + 1
+    return client
+
+
+def _release(uri: str) -> None:
+    """Milvus Lite 3 serves a file from threads of this process and locks the file until
+    they stop: stop them when the last store on the file closes, so that another process
+    (a `rag index` after a `rag serve`) can open it."""
+    if "://" in uri or uri not in _LITE_USERS:
+        return
+    _LITE_USERS[uri] -= 1
+    if _LITE_USERS[uri] == 0:
+        from milvus_lite.server_manager import server_manager_instance
+
+        del _LITE_USERS[uri]
+        server_manager_instance.release_server(uri)
 
 
 def _short(exc: Exception) -> str:
@@ -157,6 +177,7 @@ class MilvusStore:
         if self.client is not None:
             self.client.close()
             self.client = None
+            _release(self.uri)
 
     # ------------------------------------------------------------ search
 
