@@ -2,23 +2,18 @@
 
 `Pipeline.stream()` yields the answer's text pieces as the model writes them, then the
 final, checked `Answer` (whose text may differ from the pieces: show `Answer.text`);
-`ask()` is the same without the pieces. The checks after generation are what make a
-small model usable: a refusal is recognised in any wording and replaced by one
-sentence; markers of passages the model was not given are dropped; an answer without a
-valid marker is tied to the passage it copies from, or refused; a marker is moved to
-the passage that holds the answer when the model cited another; an answer that the
-model does not confirm when asked on its supporting sentence alone (rag/grounding.py)
-is refused.
-`Answer.checks` records what was seen and decided.
+`ask()` is the same without the pieces. Before the model writes, its probability of
+opening with the refusal is read (one prompt evaluation the generation then reuses);
+after, the checks of rag/checks.py run in their order and `Answer.checks` records each
+verdict. What a small model needs to be usable lives there, not here.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Iterator
 
-from rag import citations, grounding
+from rag import checks, citations
 from rag.embedding import get_embedder
 from rag.errors import RagError
 from rag.llms import LLM, get_llm
@@ -29,13 +24,7 @@ from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.text import terms
 
-REFUSAL = "Je ne trouve pas la réponse dans le corpus."
-_REFUSAL_PATTERNS = re.compile(
-    r"je ne (?:trouve|sais|peux|dispose)|ne (?:contien|mentionn|précis|indiqu|donn|fourni)\w*"
-    r"|aucune (?:information|mention|réponse)|pas d'information|pas de réponse|n'est pas (?:mentionn|indiqu|précis)"
-    r"|i (?:don't|do not|cannot) |not (?:mentioned|provided|found)",
-    re.IGNORECASE,
-)
+REFUSAL = checks.REFUSAL
 
 
 class Pipeline:
@@ -89,18 +78,20 @@ class Pipeline:
             return
         messages = self.messages(question, hits)
         timings["prompt"] = time.perf_counter() - started - timings["retrieval"]
+        p_refuse = self.p_refuse(messages)
         raw: list[str] = []
-
-        def generated():
-            for piece in self.llm.stream(messages, self.settings.max_tokens, self.settings.temperature):
-                timings.setdefault("first_token", time.perf_counter() - started)
-                raw.append(piece)
-                yield piece
-
-        yield from generated()
-        answer = self.check("".join(raw), question, hits, timings, len(raw))
+        for piece in self.llm.stream(messages, self.settings.max_tokens, self.settings.temperature):
+            timings.setdefault("first_token", time.perf_counter() - started)
+            raw.append(piece)
+            yield piece
+        answer = self.check("".join(raw), question, hits, timings, len(raw), p_refuse)
         timings["total"] = time.perf_counter() - started
         yield answer
+
+    def p_refuse(self, messages: list[dict]) -> float | None:
+        """The model's probability of opening its reply with the refusal (None: not given)."""
+        probs = self.llm.first_token_probs(messages, [checks.REFUSAL_START])
+        return probs[checks.REFUSAL_START] if probs else None
 
     def validate(self, question: str) -> str:
         return validate_question(question, self.settings.max_question_chars)
@@ -112,36 +103,17 @@ class Pipeline:
             {"role": "user", "content": render(prompts, "user.txt", question=question, passages=hits)},
         ]
 
-    def check(self, raw: str, question: str, hits: list[Hit], timings: dict, tokens: int) -> Answer:
-        """Turn the model's raw output into a checked answer (see module docstring)."""
-        text = citations.clean_markers(grounding.strip_label(raw), len(hits))
-        checks: dict = {}
-
-        def refuse(reason: str) -> Answer:
-            checks["refusal"] = reason
-            return self._answer(question, REFUSAL, True, (), hits, timings, tokens, raw, checks)
-
-        if not text or _REFUSAL_PATTERNS.search(text):
-            return refuse("model")
-        if not citations.cited_numbers(text):
-            n = best_source(text, hits)
-            if n is None:
-                return refuse("uncited")
-            text = citations.clean_markers(f"{text} [{n}]", len(hits))
-        text = citations.repoint(text, hits, question)
-        # recorded for diagnosis only: refusing on it cost more right answers (« une heure »
-        # vs « 1 heure ») than the verification below leaves wrong ones
-        checks["unsupported"] = grounding.unsupported(text, question, [h.passage.text for h in hits])[1]
-        cited = citations.resolve(text, hits)
-        if self.settings.verify:
-            started = time.perf_counter()
-            evidence = " ".join(citations.evidence(text, c, question) for c in cited)
-            confirmed = grounding.verify(self.llm, self.settings.prompts_dir, question, text, evidence)
-            timings["verify"] = time.perf_counter() - started
-            checks["verified"] = confirmed
-            if not confirmed:
-                return refuse("verification")
-        return self._answer(question, text, False, cited, hits, timings, tokens, raw, checks)
+    def check(self, raw: str, question: str, hits: list[Hit], timings: dict, tokens: int,
+              p_refuse: float | None = None) -> Answer:
+        """Turn the model's raw output into a checked answer (rag/checks.py)."""
+        s = self.settings
+        started = time.perf_counter()
+        draft = checks.Draft(raw, question, tuple(hits), p_refuse)
+        outcome = checks.run(draft, checks.standard(self.llm, s.prompts_dir, s.verify, s.min_p_yes, s.max_p_refuse))
+        timings["checks"] = time.perf_counter() - started
+        cited = () if outcome.refused else citations.resolve(outcome.text, hits)
+        record = outcome.record() | {"p_refuse": p_refuse, "top_score": hits[0].score if hits else None}
+        return self._answer(question, outcome.text, outcome.refused, cited, hits, timings, tokens, raw, record)
 
     def _answer(self, question, text, refused, cited, hits, timings, tokens, raw="", checks=None) -> Answer:
         models = {"llm": self.settings.llm, "embedder": self.settings.embedder}
@@ -160,10 +132,3 @@ def validate_question(question: str, max_chars: int) -> str:
         raise RagError("La question ne contient aucun mot à chercher.")
     return question
 
-
-def best_source(text: str, hits: list[Hit], min_shared: int = 2) -> int | None:
-    """The 1-based passage sharing most terms with an uncited answer, if it shares enough."""
-    wanted = set(terms(text))
-    shared = [len(wanted & set(terms(h.passage.text))) for h in hits]
-    best = max(range(len(hits)), key=lambda i: shared[i])
-    return best + 1 if shared[best] >= min_shared else None

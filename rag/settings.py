@@ -56,6 +56,9 @@ class Settings(BaseModel):
     max_question_chars: int = 500
     reuse_prefix: bool = True  # keep each system prompt's KV cache across questions (rag/llms/llamacpp.py)
     verify: bool = True  # ask the model to confirm each answer on the cited passage's best two sentences
+    # thresholds of the checks (rag/checks.py), calibrated on the dev split (bench/calibrate.py)
+    min_p_yes: float = 0.5  # the verifier's P(oui) / (P(oui) + P(non)) needed to keep an answer
+    max_p_refuse: float = 1.0  # the model's first-token P(refusing) above which the answer is refused
 
     # the chat (`rag serve`)
     host: str = "127.0.0.1"  # only this machine; another address exposes the app on a network
@@ -74,6 +77,13 @@ class Settings(BaseModel):
     def _backend(cls, value: str) -> str:
         if value not in ("llamacpp", "openai") and ":" not in value:
             raise ValueError("attendu llamacpp, openai ou paquet.module:fabrique")
+        return value
+
+    @field_validator("min_p_yes", "max_p_refuse", "bm25_weight")
+    @classmethod
+    def _probability(cls, value: float) -> float:
+        if not 0.0 <= value <= 1.0:
+            raise ValueError("doit être entre 0 et 1")
         return value
 
     @field_validator("port")

@@ -51,6 +51,33 @@ class FakeLLM:
         return len(text.split())
 
 
+class Scripted:
+    """Writes a fixed text whatever it is asked, and records the calls; verifies with `verdict`.
+    Like a server without log-probabilities, it gives no first-token probabilities."""
+
+    name = "scripted"
+
+    def __init__(self, text: str, verdict: str = "oui"):
+        self.text, self.verdict = text, verdict
+        self.calls = []
+
+    @property
+    def prompts(self) -> list[list[dict]]:
+        return [messages for messages, *_ in self.calls]
+
+    def stream(self, messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:
+        self.calls.append((messages, max_tokens, temperature))
+        if "oui ou par non" in messages[-1]["content"]:
+            yield self.verdict
+            return
+        words = self.text.split(" ")
+        yield from (w + " " for w in words[:-1])
+        yield words[-1]
+
+    def first_token_probs(self, messages: list[dict], options: Sequence[str]) -> None:
+        return None
+
+
 def _rewrite(prompt: str) -> str:
     """« Meta prévoit-elle dépenser IA 2025 : Et combien en 2024 ? »: the last question of the
     conversation's content words, then the follow-up."""

@@ -13,23 +13,13 @@ from rag import chat_html
 from rag.app import build_app, serve
 from rag.chat import UNEXPECTED, local_llms
 from rag.cli import main
-from fakes import FakeLLM
+from fakes import FakeLLM, Scripted
 from rag.index import build_index
 from rag.pipeline import REFUSAL, Pipeline
 from serving import PLANTED_QUESTION, SlowLLM, plant
 
 META = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
 FOLLOW_UP = "Et combien en 2024 ?"
-
-
-class Scripted:
-    name = "scripted"
-
-    def __init__(self, text: str):
-        self.text = text
-
-    def stream(self, messages, max_tokens, temperature):
-        yield from (w + " " for w in self.text.split(" "))
 
 
 class FailsOnce(FakeLLM):

@@ -3,26 +3,12 @@
 import pytest
 
 from rag.conversation import MAX_TOKENS, MAX_TURNS, sanitize, standalone_question
-from fakes import FakeLLM
+from fakes import FakeLLM, Scripted
 from rag.settings import Settings
 
 META = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
 META_ANSWER = "Meta prévoit de dépenser 65 milliards de dollars en IA en 2025 [1]."
 FOLLOW_UP = "Et combien en 2024 ?"
-
-
-class Scripted:
-    """Answers a fixed text and records what it was asked."""
-
-    name = "scripted"
-
-    def __init__(self, text: str):
-        self.text = text
-        self.calls = []
-
-    def stream(self, messages, max_tokens, temperature):
-        self.calls.append((messages, max_tokens, temperature))
-        yield from self.text
 
 
 def test_without_history_the_question_is_unchanged_and_the_model_not_called():

@@ -16,8 +16,9 @@ def test_option_probs_sums_the_tokens_that_begin_each_option():
     assert probs["oui"] == pytest.approx(0.7)  # « O » alone is too short to say
     assert probs["non"] == pytest.approx(0.2)
     assert option_probs(top, ["peut-être"]) == {"peut-être": 0.0}
-    assert option_probs([("[", math.log(0.8)), ("Je", math.log(0.1))], ["[", "Je ne trouve"]) == \
-        pytest.approx({"[": 0.8, "Je ne trouve": 0.1})
+    refusing = option_probs([("Je", math.log(0.3)), (" je", math.log(0.1)), ("Jeff", math.log(0.2))],
+                            ["Je ne trouve pas"])
+    assert refusing["Je ne trouve pas"] == pytest.approx(0.4)  # « Jeff Bezos… » is an answer
 
 
 def test_a_plugin_backend_is_built_from_the_settings(settings):

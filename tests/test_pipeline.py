@@ -1,27 +1,12 @@
 """The question -> answer path with fake models: checks, citations, refusals, errors."""
 
 import pytest
+from fakes import Scripted
 
 from rag.errors import RagError
 from rag.index import build_index
 from rag.pipeline import REFUSAL, Pipeline
 from rag.records import Answer
-
-
-class Scripted:
-    """A stand-in LLM that answers a fixed text, to exercise the checks."""
-
-    name = "scripted"
-
-    def __init__(self, text: str):
-        self.text = text
-        self.prompts = []
-
-    def stream(self, messages, max_tokens, temperature):
-        self.prompts.append(messages)
-        words = self.text.split(" ")
-        yield from (w + " " for w in words[:-1])
-        yield words[-1]
 
 
 @pytest.fixture
@@ -88,38 +73,43 @@ def test_prompt_numbers_the_passages_given(pipeline):
     assert "Question : Qui est Guy Rosen ?" in user
 
 
-def test_facts_from_nowhere_are_recorded_for_diagnosis(pipeline):
+def test_names_and_figures_from_nowhere_are_refused(pipeline):
     answer = _with(pipeline, "ByteDance a fondé TikTok en 2012 à Pékin [1].").ask("Qui a fondé TikTok ?")
-    assert {"2012", "bytedanc"} <= set(answer.checks["unsupported"])
-
-
-class Judged(Scripted):
-    """Answers a fixed text, then replies `verdict` when asked to verify it."""
-
-    def __init__(self, text, verdict):
-        super().__init__(text)
-        self.verdict = verdict
-
-    def stream(self, messages, max_tokens, temperature):
-        if "oui ou par non" in messages[-1]["content"]:
-            self.prompts.append(messages)
-            yield self.verdict
-        else:
-            yield from super().stream(messages, max_tokens, temperature)
+    assert answer.refused and answer.checks["refusal"] == "grounded"
+    grounded = next(v for v in answer.checks["verdicts"] if v["check"] == "grounded")
+    assert {"bytedance", "2012", "pekin"} <= set(grounded["detail"])
 
 
 def test_answer_the_model_does_not_confirm_is_refused(pipeline):
-    hits = pipeline.retrieve("Combien Meta prévoit-elle de dépenser en IA en 2025 ?")
-    sentence = hits[0].passage.text.split(". ")[0]
     question = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
-    llm = Judged(sentence + " [1].", "non")
+    sentence = pipeline.retrieve(question)[0].passage.text.split(". ")[0]
+    llm = Scripted(sentence + " [1].", verdict="non")
     answer = Pipeline(pipeline.settings, index=pipeline.index, llm=llm).ask(question)
-    assert answer.refused and answer.checks["refusal"] == "verification"
+    assert answer.refused and answer.checks["refusal"] == "verified"
     assert sentence[:40] in llm.prompts[-1][-1]["content"]  # verified on its supporting sentence
-    llm = Judged(sentence + " [1].", "oui")
-    assert not Pipeline(pipeline.settings, index=pipeline.index, llm=llm).ask(question).refused
+    for unclear in ("No.", "Faux", "Je ne sais pas", ""):  # only a clear « oui » confirms
+        assert _ask(pipeline, Scripted(sentence + " [1].", verdict=unclear), question).refused, unclear
+    assert not _ask(pipeline, Scripted(sentence + " [1].", verdict="« Oui »"), question).refused
     no_check = pipeline.settings.model_copy(update={"verify": False})
-    assert not Pipeline(no_check, index=pipeline.index, llm=Judged(sentence + " [1].", "non")).ask(question).refused
+    assert not Pipeline(no_check, index=pipeline.index, llm=Scripted(sentence + " [1].", "non")).ask(question).refused
+
+
+def _ask(pipeline, llm, question):
+    return Pipeline(pipeline.settings, index=pipeline.index, llm=llm).ask(question)
+
+
+def test_probabilities_decide_when_the_backend_gives_them(pipeline):
+    """The fake model gives P(refusing) 0.05 and P(oui) 0.9/(0.9+0.05): thresholds above
+    those refuse, and every verdict is recorded."""
+    question = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
+    answer = pipeline.ask(question)
+    assert not answer.refused and answer.checks["p_refuse"] == pytest.approx(0.05)
+    assert [v["check"] for v in answer.checks["verdicts"]] == [
+        "refusal", "markers", "cited", "repointed", "complete", "grounded", "verified", "confident"]
+    strict = pipeline.with_settings(pipeline.settings.model_copy(update={"min_p_yes": 0.99}))
+    assert strict.ask(question).checks["refusal"] == "verified"
+    wary = pipeline.with_settings(pipeline.settings.model_copy(update={"max_p_refuse": 0.01}))
+    assert wary.ask(question).checks["refusal"] == "confident"
 
 
 def test_marker_moves_to_the_passage_that_holds_the_answer(pipeline):

@@ -81,13 +81,14 @@ def plugin(reference: str, settings: Settings):
 
 def option_probs(top: Sequence[tuple[str, float]], options: Sequence[str]) -> dict[str, float]:
     """Sum the probabilities of the top first tokens (text, log-probability) over the options
-    each one can begin: « Oui », « oui », « ou » all count for « oui »; case, accents,
-    spaces and quotes are ignored. An option no top token begins gets 0."""
+    each one can begin: « Oui », « oui », « ou » all count for « oui », and « Je » for « Je ne
+    trouve pas », but « Jeff » does not; case, accents, spaces and quotes are ignored. An
+    option no top token begins gets 0."""
     out = {option: 0.0 for option in options}
     for text, logprob in top:
         token = fold(text).strip(" \t\n«»\"'*:.")
         for option in options:
             wanted = fold(option)
-            if token and len(token) >= min(2, len(wanted)) and (wanted.startswith(token) or token.startswith(wanted)):
+            if token and len(token) >= min(2, len(wanted)) and wanted.startswith(token):
                 out[option] += math.exp(logprob)
     return out

@@ -1,0 +1,143 @@
+"""The checks stage (rag/checks.py), one check at a time, on passages written by hand."""
+
+import math
+
+import pytest
+
+from rag import checks
+from rag.checks import Draft
+from rag.llms import option_probs
+from rag.records import Hit, Passage
+from rag.settings import PROJECT_ROOT
+
+PROMPTS = PROJECT_ROOT / "prompts"
+TWITTER = ("Musk a approché des chercheurs en IA. Heureusement, une mission est venue attirer l'attention "
+           "de Musk sur la fortune de son achat de 44 milliards de dollars.")
+MEETING = "La réunion a duré une heure. Guy Rosen, responsable de la sécurité, a écrit une note en janvier."
+
+
+def hits(*texts: str, title: str = "Article") -> tuple[Hit, ...]:
+    return tuple(Hit(Passage(f"d{i}#0-{len(t)}", f"d{i}", title, 0, len(t), t), 1.0) for i, t in enumerate(texts))
+
+
+def draft(text: str, question: str = "Que s'est-il passé ?", *passages: str, p_refuse=None) -> Draft:
+    return Draft(text, question, hits(*(passages or (MEETING,))), p_refuse)
+
+
+@pytest.mark.parametrize("text", [
+    "Je ne trouve pas la réponse dans le corpus.", "Les extraits ne mentionnent pas le fondateur [1].",
+    "Aucune information sur ce point.", "L'article ne précise pas son salaire.", "Réponse : Je ne sais pas.",
+    "I don't know.", "", " [2] ", "Désolé, je ne peux pas répondre.",
+])
+def test_a_refusal_in_any_wording_is_one(text):
+    _, verdict = checks.refusal(draft(text))
+    assert not verdict.passed
+
+
+@pytest.mark.parametrize("text", [
+    "Meta ne donne pas accès payant à son IA [1].",
+    "Meta ne précise pas le calendrier, mais prévoit 65 milliards de dollars [1].",
+    "Réponse : La réunion a duré une heure [1].",
+])
+def test_an_answer_that_merely_says_ne_pas_is_not_a_refusal(text):
+    out, verdict = checks.refusal(draft(text))
+    assert verdict.passed and not out.text.startswith("Réponse")
+
+
+def test_markers_of_passages_not_given_are_dropped():
+    out, verdict = checks.markers(draft("La réunion a duré une heure [1][4]."))
+    assert out.text == "La réunion a duré une heure [1]." and verdict.detail == [4]
+
+
+def test_an_uncited_answer_is_tied_to_its_passage_or_refused():
+    out, verdict = checks.cited(Draft("Guy Rosen a écrit une note.", "?", hits("Il pleut.", MEETING)))
+    assert verdict.passed and out.text.endswith("[2].")
+    assert not checks.cited(draft("Zhang Yiming, en 2012."))[1].passed
+
+
+@pytest.mark.parametrize("question, text, ok", [
+    ("Combien Elon Musk a-t-il payé pour acheter Twitter ?", "Elon Musk a payé pour acheter Twitter [1].", False),
+    ("Combien Elon Musk a-t-il payé pour acheter Twitter ?", "Il a payé 44 milliards de dollars [1].", True),
+    ("Quel est le montant de l'achat ?", "Un achat de quarante-quatre milliards [1].", True),
+    ("Quand Guy Rosen a-t-il écrit sa note ?", "Guy Rosen a écrit une note [1].", False),
+    ("Quand Guy Rosen a-t-il écrit sa note ?", "En janvier [1].", True),
+    ("Qui a écrit la note ?", "Guy Rosen [1].", True),  # nothing asked for that can be counted
+])
+def test_an_answer_lacking_the_asked_quantity_or_date_is_incomplete(question, text, ok):
+    _, verdict = checks.complete(Draft(text, question, hits(TWITTER + " " + MEETING)))
+    assert verdict.passed is ok
+
+
+def test_no_quantity_is_required_when_the_evidence_has_none():
+    _, verdict = checks.complete(Draft("Il a payé cher [1].", "Combien a-t-il payé ?", hits("Il a payé cher.")))
+    assert verdict.passed
+
+
+def test_names_and_numbers_found_nowhere_are_inventions():
+    _, verdict = checks.grounded(draft("Klarna a un PDG nommé Markus Klarner [1].", "Comment s'appelle le PDG de Klarna ?"))
+    assert not verdict.passed and verdict.detail == ["markus", "klarner"]
+    _, verdict = checks.grounded(draft("Mark Zuckerberg a fondé Facebook en 2004 [1].", "Qui a fondé Facebook ?"))
+    assert not verdict.passed and {"mark", "zuckerberg", "2004"} <= set(verdict.detail)
+
+
+@pytest.mark.parametrize("text", [
+    "La réunion a duré 1 heure [1].",  # « une heure » in the passage
+    "Guy Rosen est le responsable de la sécurité [1].",
+    "Selon Guy Rosen, la note date de janvier [1].",  # a common word opening the sentence
+    "Le responsable de la sécurité de Article est Guy Rosen [1].",  # the title counts
+])
+def test_what_the_passage_or_question_holds_is_grounded(text):
+    _, verdict = checks.grounded(draft(text, "Qui est Guy Rosen ?"))
+    assert verdict.passed, verdict.detail
+
+
+def test_only_the_cited_passage_counts_as_evidence():
+    answer = Draft("Guy Rosen dirige la sécurité [1].", "Qui dirige la sécurité ?", hits("Il pleut.", MEETING))
+    assert not checks.grounded(answer)[1].passed
+    assert checks.grounded(Draft("Guy Rosen dirige la sécurité [2].", answer.question, answer.hits))[1].passed
+
+
+class Verifier:
+    """Replies to the verification with fixed first-token probabilities, or text only."""
+
+    def __init__(self, p_yes=None, reply="oui"):
+        self.p_yes, self.reply, self.seen = p_yes, reply, []
+
+    def first_token_probs(self, messages, options):
+        self.seen.append(messages)
+        if self.p_yes is None:
+            return None
+        return option_probs([("oui", math.log(self.p_yes)), ("non", math.log(1 - self.p_yes))], options)
+
+    def stream(self, messages, max_tokens, temperature):
+        yield self.reply
+
+
+def test_the_verifier_reads_the_cited_sentences_and_its_probability_decides():
+    model = Verifier(p_yes=0.7)
+    _, verdict = checks.verified(draft("Guy Rosen a écrit une note [1].", "Qui a écrit une note ?"), model, PROMPTS, 0.5)
+    assert verdict.passed and verdict.detail == pytest.approx(0.7)
+    user = model.seen[0][-1]["content"]
+    assert "Guy Rosen, responsable de la sécurité" in user and "[1]" not in user
+    assert not checks.verified(draft("Guy Rosen [1]."), Verifier(p_yes=0.7), PROMPTS, 0.8)[1].passed
+
+
+@pytest.mark.parametrize("reply, ok", [("oui", True), ("Oui.", True), ("« Oui »", True), ("Non", False),
+                                       ("No.", False), ("Faux", False), ("Je ne sais pas", False), ("", False)])
+def test_without_probabilities_only_a_clear_oui_confirms(reply, ok):
+    _, verdict = checks.verified(draft("Guy Rosen [1]."), Verifier(reply=reply), PROMPTS, 0.5)
+    assert verdict.passed is ok
+
+
+def test_confident_compares_the_refusal_probability_when_known():
+    assert checks.confident(draft("x", p_refuse=0.3), 0.5)[1].passed
+    assert not checks.confident(draft("x", p_refuse=0.6), 0.5)[1].passed
+    assert checks.confident(draft("x"), 0.0)[1].passed  # unknown: nothing to compare
+
+
+def test_the_stage_stops_at_the_first_failure_and_records_every_verdict():
+    outcome = checks.run(draft("ByteDance [1]."), [checks.refusal, checks.markers, checks.grounded, checks.cited])
+    assert outcome.refused and outcome.text == checks.REFUSAL
+    record = outcome.record()
+    assert record["refusal"] == "grounded" and [v["check"] for v in record["verdicts"]] == [
+        "refusal", "markers", "grounded"]
