@@ -305,7 +305,7 @@ def run_app(pipeline, question: str) -> dict:
             answer = item
     t = answer.timings
     return {**_stamps(started, stamps), "text": answer.raw, "before_llm_s": t["retrieval"] + t["prompt"],
-            "retrieval_s": t["retrieval"], "prompt_s": t["prompt"], "verify_s": t.get("verify", 0.0),
+            "retrieval_s": t["retrieval"], "prompt_s": t["prompt"], "verify_s": t.get("checks", 0.0),
             "total_s": t["total"], "passages": [h.passage.id for h in answer.passages]}
 
 

@@ -32,8 +32,10 @@ from rag.records import Answer, citation_json
 from rag.settings import Settings
 
 FIELDS = ("id", "question", "answer", "refused", "error", "citations", "passages", "models",
-          "settings", "timings", "tokens")
-LEGACY_FIELDS = tuple(f for f in FIELDS if f != "settings")  # outputs of older versions, still read
+          "settings", "checks", "timings", "tokens")
+# columns of older versions' CSV outputs: still read, never appended to
+OLDEST_FIELDS = tuple(f for f in FIELDS if f not in ("settings", "checks"))  # what every version wrote
+OLDER_FIELDS = (tuple(f for f in FIELDS if f != "checks"), OLDEST_FIELDS)
 # the settings that change answers, recorded in every record (with a hash of the prompts)
 ANSWER_SETTINGS = ("llm", "llm_backend", "embedder", "retrieval", "k", "candidates", "bm25_weight", "passage_chars",
                    "passage_overlap", "temperature", "max_tokens", "verify")
@@ -166,6 +168,9 @@ class Output:
         self._file: IO[bytes] | None = None
 
     def __enter__(self) -> "Output":
+        if self.kind == ".csv" and self.records and not _has_todays_columns(self.path):
+            raise RagError(f"{self.path} vient d'une version précédente de `rag batch` : on peut le lire "
+                           "(`rag eval --answers`), pas le compléter. Choisissez un autre fichier de sortie.")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "ab")
         self._file.truncate(self._complete)
@@ -251,16 +256,21 @@ def _scan_csv(text: str, path: Path) -> tuple[list[dict], int]:
     except (csv.Error, ValueError) as exc:
         if ends[0] < len(text) or not isinstance(exc, csv.Error):
             raise RagError(f"Fichier de sortie corrompu : {path}, ligne {reader.line_num} ({exc}).") from None
-    if header == LEGACY_FIELDS and not records:
+    if header != FIELDS and not records:
         end = 0  # nothing to keep: the file restarts with today's header
     return records, end
 
 
 def _columns(row: list[str], path: Path) -> tuple[str, ...]:
-    """The columns of a batch output: today's, or an older version's (without settings)."""
-    if tuple(row) not in (FIELDS, LEGACY_FIELDS):
+    """The columns of a batch output: today's, or an older version's."""
+    if tuple(row) not in (FIELDS, *OLDER_FIELDS):
         raise RagError(f"{path} n'est pas une sortie de `rag batch` (colonnes : {', '.join(row)}).")
     return tuple(row)
+
+
+def _has_todays_columns(path: Path) -> bool:
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        return tuple(next(csv.reader(f), [])) == FIELDS
 
 
 def _counted_lines(text: str) -> tuple[Iterator[str], list[int]]:
@@ -399,7 +409,7 @@ def answer_record(pipeline: Pipeline, q: Question, recorded: dict) -> dict:
         error = f"{type(exc).__name__} : {exc}"
     return {"id": q.id, "question": q.question, "answer": "", "refused": False, "error": error,
             "citations": [], "passages": [], "models": models_of(pipeline.settings), "settings": recorded,
-            "timings": {"total": round(time.perf_counter() - started, 4)}, "tokens": 0}
+            "checks": {}, "timings": {"total": round(time.perf_counter() - started, 4)}, "tokens": 0}
 
 
 def record_of(q: Question, answer: Answer, recorded: dict) -> dict:
@@ -410,6 +420,7 @@ def record_of(q: Question, answer: Answer, recorded: dict) -> dict:
         "passages": [h.passage.id for h in answer.passages],
         "models": answer.models,
         "settings": recorded,
+        "checks": answer.checks,  # every verdict and the signals behind them (rag/checks.py)
         "timings": {k: round(v, 4) for k, v in answer.timings.items()},
         "tokens": answer.tokens,
     }

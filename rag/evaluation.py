@@ -242,7 +242,7 @@ def score_record(ref: Reference, record: dict) -> dict:
              for c in record["citations"]]
     row = score_answer(ref, record["answer"], record["refused"], cited, record["error"])
     t = record["timings"]
-    generation = (t["total"] - t["first_token"] - t.get("verify", 0.0)
+    generation = (t["total"] - t["first_token"] - t.get("checks", t.get("verify", 0.0))
                   if "total" in t and "first_token" in t else None)
     return {"id": ref.id, "question": ref.question, "tags": list(ref.tags), "answer": record["answer"]} | row | {
         "first_token": t.get("first_token"), "total": t.get("total"), "tokens": record["tokens"],

@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from rag.batch import LEGACY_FIELDS, Question, pipeline_maker, read_records, run_batch
+from rag.batch import OLDEST_FIELDS, Question, pipeline_maker, read_records, run_batch
 from rag.errors import RagError
 from rag.evaluation import (BASELINE_PASSAGES, KS, SHORT_ANSWER_CHARS, Reference, answer_summary,
                             answer_text, baseline_rows, evidence_found, in_split, load_reference,
@@ -168,7 +168,7 @@ def _records_for(refs: list[Reference], path: Path) -> dict[str, dict]:
         raise RagError(f"{path} ne contient pas de réponse pour {len(missing)} questions de "
                        f"référence ({', '.join(missing[:5])}{'…' if len(missing) > 5 else ''}).")
     for ref in refs:
-        if not set(LEGACY_FIELDS) <= set(records[ref.id]) or records[ref.id]["question"] != ref.question:
+        if not set(OLDEST_FIELDS) <= set(records[ref.id]) or records[ref.id]["question"] != ref.question:
             raise RagError(f"{path} : l'enregistrement « {ref.id} » ne répond pas à la question "
                            "de référence de ce nom.")
     return records

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.batch import (FIELDS, LEGACY_FIELDS, Output, Question, answer_file, read_questions, read_records,
+from rag.batch import (FIELDS, OLDEST_FIELDS, Output, Question, answer_file, read_questions, read_records,
                        run_batch, settings_of)
 from rag.errors import RagError
 from fakes import FakeLLM
@@ -252,7 +252,7 @@ def test_an_output_of_an_older_version_is_read_but_not_resumed(settings, index, 
 
 def test_an_older_csv_with_no_record_restarts_with_the_settings_column(settings, index, tmp_path):
     output = tmp_path / "answers.csv"
-    output.write_text(",".join(LEGACY_FIELDS) + "\n", "utf-8")
+    output.write_text(",".join(OLDEST_FIELDS) + "\n", "utf-8")
     assert _run(settings, index, [META], output).answered == 1
     assert output.read_text("utf-8").splitlines()[0] == ",".join(FIELDS)
     assert read_records(output)[0]["settings"] == settings_of(settings)
@@ -269,10 +269,10 @@ def _drop_settings(output: Path) -> None:
 
     with open(output, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(LEGACY_FIELDS)
+        writer.writerow(OLDEST_FIELDS)
         for r in records:
             writer.writerow([r[k] if k in ("id", "question", "answer") else
-                             "" if r[k] is None else json.dumps(r[k], ensure_ascii=False) for k in LEGACY_FIELDS])
+                             "" if r[k] is None else json.dumps(r[k], ensure_ascii=False) for k in OLDEST_FIELDS])
 
 
 def test_the_model_is_loaded_once_and_not_at_all_when_all_is_done(settings, tmp_path, monkeypatch):
@@ -332,3 +332,29 @@ def test_batch_command_refuses_a_malformed_file_before_any_work(run, settings, t
     assert "ligne 2 : champ « question » manquant" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not settings.index_dir.exists() and not (tmp_path / "a.jsonl").exists()
+
+
+def test_records_carry_the_verdicts_of_the_checks(settings, index, tmp_path):
+    output = tmp_path / "answers.jsonl"
+    _run(settings, index, [META], output)
+    checks = read_records(output)[0]["checks"]
+    assert checks["refusal"] is None and checks["verdicts"][0]["check"] == "refusal"
+    assert checks["p_refuse"] is not None  # the signals calibration reads
+
+
+def test_a_csv_of_an_earlier_version_is_read_but_not_appended_to(settings, index, tmp_path):
+    output = tmp_path / "answers.csv"
+    _run(settings, index, [META], output)
+    import csv
+
+    records = read_records(output)
+    columns = tuple(f for f in FIELDS if f != "checks")
+    with open(output, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(columns)
+        for r in records:
+            writer.writerow([r[k] if k in ("id", "question", "answer") else
+                             "" if r[k] is None else json.dumps(r[k], ensure_ascii=False) for k in columns])
+    assert read_records(output)[0]["id"] == records[0]["id"]
+    with pytest.raises(RagError, match="version précédente"):
+        _run(settings, index, [META, ROSEN], output)
