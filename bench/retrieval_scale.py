@@ -11,7 +11,8 @@ each with a query-like vector (a passage vector plus noise, as the FAISS tuning 
 them, from other passages): start-up (load, checksums included), the process's peak RSS,
 p50/p95 of Retriever.search per mode with the vector given (the query embedding is
 timed apart, with the default embedder), and recall@10 of dense search against exact
-search over the same vectors. Also exact FAISS search's p95 by size, for FLAT_LIMIT.
+search over the same vectors, for these queries and for new points of the clusters (the
+older bench's queries). Also exact FAISS search's p95 by size, for FLAT_LIMIT.
 """
 
 from __future__ import annotations
@@ -99,10 +100,11 @@ def measure_child(settings: Settings, queries: Path) -> dict:
         row["rss_loaded_mb"] = _status_mb("VmRSS")
         for mode in MODES:
             row[mode] = _latency(retriever, questions, data["vectors"], mode, settings)
-        found = [list(retriever.dense_top("", 10, vector=v)) for v in data["vectors"]]
+        for name, vectors in (("recall@10", data["vectors"]), ("recall@10_new_points", data["fresh"])):
+            found = [list(retriever.dense_top("", 10, vector=v)) for v in vectors]
+            truth = data["truth" if name == "recall@10" else "fresh_truth"]
+            row[name] = float(np.mean([len(set(f) & set(t.tolist())) / 10 for f, t in zip(found, truth)]))
     index.store.close()
-    truth = data["truth"]
-    row["recall@10"] = float(np.mean([len(set(f) & set(t.tolist())) / 10 for f, t in zip(found, truth)]))
     return row | {"peak_rss_mb": _status_mb("VmHWM")}
 
 
@@ -124,9 +126,11 @@ def _status_mb(field: str) -> float:
     return int(found.group(1)) * 1024 / 1e6 if found else float("nan")
 
 
-def query_set(vectors: np.ndarray, passages: list[Passage], questions: list[str], folder: Path) -> Path:
-    """The questions, a query-like vector each (seeded apart from the app's tuning) and
-    the keys of each vector's exact top 10, saved for the measuring process."""
+def query_set(vectors: np.ndarray, passages: list[Passage], questions: list[str], folder: Path,
+              fresh: np.ndarray) -> Path:
+    """The questions, a query-like vector each (seeded apart from the app's tuning), the
+    `fresh` vectors (new points of the clusters), and the keys of each one's exact top 10,
+    saved for the measuring process."""
     from rag.stores import passage_keys
     from rag.stores.faiss_store import exact_top, query_like
 
@@ -134,7 +138,7 @@ def query_set(vectors: np.ndarray, passages: list[Passage], questions: list[str]
     keys = passage_keys(passages)
     path = folder / "queries.npz"
     np.savez(path, questions=json.dumps(questions, ensure_ascii=False), vectors=query_vectors,
-             truth=keys[exact_top(vectors, query_vectors)])
+             truth=keys[exact_top(vectors, query_vectors)], fresh=fresh, fresh_truth=keys[exact_top(vectors, fresh)])
     return path
 
 
@@ -164,10 +168,11 @@ def measure_size(n: int, variants: list[tuple[str, str | None]], questions: list
     with `sweep`, exact search's latency by size on these vectors too."""
     log(f"{n:,} synthetic passages: generating…")
     articles, passages = synthetic_corpus(n, seeds_dir)
-    vectors = clustered_unit_vectors(n, DIM, np.random.default_rng(n))
+    vectors = clustered_unit_vectors(n + len(questions), DIM, np.random.default_rng(n))
+    vectors, fresh = vectors[:n], vectors[n:]
     rows, flat = [], []
     with tempfile.TemporaryDirectory() as tmp:
-        queries = query_set(vectors, passages, questions, Path(tmp))
+        queries = query_set(vectors, passages, questions, Path(tmp), fresh)
         if sweep:
             log("exact search by size…")
             flat = flat_sweep(vectors, np.load(queries)["vectors"])
