@@ -16,6 +16,7 @@ from typing import Iterator
 from rag import checks, citations
 from rag.embedding import get_embedder
 from rag.errors import RagError
+from rag.evidence import extracts
 from rag.llms import LLM, get_llm
 from rag.index import Index, ensure_index
 from rag.prompts import render
@@ -62,6 +63,10 @@ class Pipeline:
         s = self.settings
         return self.retriever.search(question, k or s.k, s.retrieval, s.candidates, s.bm25_weight)
 
+    def read(self, question: str) -> list[Hit]:
+        """What the model reads: the retrieved passages widened into extracts (rag/evidence.py)."""
+        return extracts(self.retrieve(question), self.index.article, self.settings.window)
+
     def ask(self, question: str) -> Answer:
         *_, answer = self.stream(question)
         return answer
@@ -70,7 +75,7 @@ class Pipeline:
         """Yield answer pieces (str) as generated, then the checked `Answer`."""
         question = self.validate(question)
         started = time.perf_counter()
-        hits = self.retrieve(question)
+        hits = self.read(question)
         timings = {"retrieval": time.perf_counter() - started}
         if not hits:
             yield REFUSAL

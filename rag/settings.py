@@ -41,7 +41,8 @@ class Settings(BaseModel):
 
     # retrieval
     retrieval: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    k: int = 3  # passages given to the model
+    k: int = 3  # passages retrieved for the model
+    window: int = 0  # sentences added on each side of a retrieved passage (rag/evidence.py)
     candidates: int = 30  # passages each retriever proposes before fusion
     bm25_weight: float = 0.6  # share of BM25 in the fused score, dense gets the rest
     store: Literal["faiss", "milvus"] = "faiss"  # where passage vectors live (rag/stores/)
@@ -84,6 +85,13 @@ class Settings(BaseModel):
     def _probability(cls, value: float) -> float:
         if not 0.0 <= value <= 1.0:
             raise ValueError("doit être entre 0 et 1")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _not_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("doit être un entier positif ou nul")
         return value
 
     @field_validator("port")

@@ -207,7 +207,7 @@ def test_a_follow_up_is_rewritten_and_the_rewrite_shown(app):
 
 def test_settings_apply_to_the_next_question(app):
     assert len(final(ask(app, META, k=1))[3][-1].answer.passages) == 1
-    assert len(final(ask(app, META, k=5))[3][-1].answer.passages) == 5
+    assert 1 < len(final(ask(app, META, k=5))[3][-1].answer.passages) <= 5  # overlapping ones merge
     assert "Modèle inconnu" in final(ask(app, META, llm="inexistant"))[0]
 
 

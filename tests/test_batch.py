@@ -121,7 +121,7 @@ def test_one_record_per_question_and_failures_recorded(settings, index, tmp_path
             "passage_chars": 600, "temperature": 0.0, "max_tokens": 256, "verify": True}.items() <= ok["settings"].items()
     assert len(ok["settings"]["prompts"]) == 16
     assert {"retrieval", "first_token", "total"} <= set(ok["timings"])
-    assert len(ok["passages"]) == settings.k
+    assert 1 <= len(ok["passages"]) <= settings.k
     c = ok["citations"][0]
     start, end = c["span"]
     assert index.article(c["doc_id"]).text[start:end] == c["quote"]

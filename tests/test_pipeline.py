@@ -24,7 +24,7 @@ def test_fake_llm_answer_is_cited_and_quoted(pipeline):
     assert answer.citations and answer.citations[0].number == 1
     c = answer.citations[0]
     assert pipeline.index.article(c.passage.doc_id).text[c.quote_start:c.quote_end] == c.quote
-    assert len(answer.passages) == pipeline.settings.k
+    assert 1 <= len(answer.passages) <= pipeline.settings.k  # overlapping passages are read once
 
 
 def test_stream_yields_pieces_then_answer(pipeline):
@@ -46,7 +46,7 @@ def test_refusal_in_other_words_becomes_the_standard_sentence(pipeline):
 
 
 def test_uncited_answer_is_tied_to_the_passage_it_copies(pipeline):
-    hits = pipeline.retrieve("Combien Meta prévoit-elle de dépenser en IA en 2025 ?")
+    hits = pipeline.read("Combien Meta prévoit-elle de dépenser en IA en 2025 ?")
     sentence = hits[1].passage.text.split(". ")[0]
     answer = _with(pipeline, sentence + ".").ask("Combien Meta prévoit-elle de dépenser en IA en 2025 ?")
     assert not answer.refused
@@ -69,7 +69,8 @@ def test_prompt_numbers_the_passages_given(pipeline):
     llm = Scripted("Réponse [1].")
     Pipeline(pipeline.settings, index=pipeline.index, llm=llm).ask("Qui est Guy Rosen ?")
     user = llm.prompts[0][-1]["content"]
-    assert "[1] (Article :" in user and f"[{pipeline.settings.k}] (Article :" in user
+    n = len(pipeline.read("Qui est Guy Rosen ?"))
+    assert "[1] (Article :" in user and f"[{n}] (Article :" in user and f"[{n + 1}]" not in user
     assert "Question : Qui est Guy Rosen ?" in user
 
 
@@ -82,7 +83,7 @@ def test_names_and_figures_from_nowhere_are_refused(pipeline):
 
 def test_answer_the_model_does_not_confirm_is_refused(pipeline):
     question = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
-    sentence = pipeline.retrieve(question)[0].passage.text.split(". ")[0]
+    sentence = pipeline.read(question)[0].passage.text.split(". ")[0]
     llm = Scripted(sentence + " [1].", verdict="non")
     answer = Pipeline(pipeline.settings, index=pipeline.index, llm=llm).ask(question)
     assert answer.refused and answer.checks["refusal"] == "verified"
@@ -114,10 +115,11 @@ def test_probabilities_decide_when_the_backend_gives_them(pipeline):
 
 def test_marker_moves_to_the_passage_that_holds_the_answer(pipeline):
     question = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
-    hits = pipeline.retrieve(question)
-    sentence = hits[2].passage.text.split(". ")[0]
+    hits = pipeline.read(question)
+    assert len(hits) >= 2
+    sentence = hits[-1].passage.text.split(". ")[0]
     answer = _with(pipeline, sentence + " [1].").ask(question)
-    assert [c.number for c in answer.citations] == [3], answer.text
+    assert [c.number for c in answer.citations] == [len(hits)], answer.text
 
 
 def test_other_options_share_the_index_retriever_and_model(pipeline):

@@ -1,0 +1,97 @@
+"""Choose the checks' thresholds (min_p_yes, max_p_refuse) on recorded answers of the dev split.
+
+    rag --config permissive.toml eval --split dev        # min_p_yes = 0, max_p_refuse = 1
+    python bench/calibrate.py out/eval/<run>/answers.jsonl [--split dev] [--max-wrong 0.05]
+
+The answers must come from a run whose thresholds let everything through (min_p_yes = 0,
+max_p_refuse = 1): each record then holds its answer and the signals the thresholds read
+(rag/checks.py: the verifier's P(oui), the model's first-token P(refusing)). For every
+pair of thresholds on a grid, the answers they would have refused become refusals and
+the set is scored with the eval's own functions. Printed: the pairs on the frontier (no
+other pair has more key facts, more refusals of off-corpus questions and fewer wrong
+refusals), and the chosen pair — most refusals of off-corpus questions with wrong
+refusals <= --max-wrong, then most key facts. Writes out/calibration.json.
+Calibrate on dev only: the test split is for reporting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rag.checks import REFUSAL
+from rag.evaluation import load_reference, score_record, summary
+from rag.settings import PROJECT_ROOT
+
+REFERENCE = PROJECT_ROOT / "eval" / "reference.jsonl"
+P_YES = [0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99]
+P_REFUSE = [1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05, 0.02]
+
+
+def signals(record: dict) -> tuple[float | None, float | None]:
+    """(P(oui) of the verifier, P(refusing) at the first token) of a record, None if unknown."""
+    checks = record.get("checks") or {}
+    p_yes = next((v["detail"] for v in checks.get("verdicts", []) if v["check"] == "verified"), None)
+    return (p_yes if isinstance(p_yes, (int, float)) else None), checks.get("p_refuse")
+
+
+def decided(record: dict, min_p_yes: float, max_p_refuse: float) -> dict:
+    """The record as these thresholds would have left it."""
+    p_yes, p_refuse = signals(record)
+    if record["refused"] or record["error"]:
+        return record
+    if (p_yes is not None and p_yes < min_p_yes) or (p_refuse is not None and p_refuse > max_p_refuse):
+        return record | {"answer": REFUSAL, "refused": True, "citations": []}
+    return record
+
+
+def figures(refs: dict, records: list[dict], min_p_yes: float, max_p_refuse: float) -> dict:
+    rows = [score_record(refs[r["id"]], decided(r, min_p_yes, max_p_refuse)) for r in records]
+    s = summary(rows)
+    return {"min_p_yes": min_p_yes, "max_p_refuse": max_p_refuse, "key_facts": s["answers"]["key_facts"],
+            "cites_evidence": s["citations"]["cites_evidence"], "refusals": s["refusals"]["recall"],
+            "wrong_refusals": s["refusals"]["wrong_refusals"]}
+
+
+def frontier(points: list[dict]) -> list[dict]:
+    def beats(a, b):
+        return (a["key_facts"] >= b["key_facts"] and a["refusals"] >= b["refusals"]
+                and a["wrong_refusals"] <= b["wrong_refusals"] and a != b)
+    return [p for p in points if not any(beats(q, p) for q in points)]
+
+
+def choose(points: list[dict], max_wrong: float) -> dict:
+    allowed = [p for p in points if p["wrong_refusals"] <= max_wrong] or points
+    return max(allowed, key=lambda p: (p["refusals"], p["key_facts"], -p["min_p_yes"], p["max_p_refuse"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("answers", type=Path)
+    parser.add_argument("--split", default="dev", choices=["dev", "test", "all"])
+    parser.add_argument("--max-wrong", type=float, default=0.05)
+    args = parser.parse_args()
+    refs = {r.id: r for r in load_reference(REFERENCE) if args.split in ("all", r.split)}
+    records = [r for r in map(json.loads, args.answers.read_text("utf-8").splitlines()) if r["id"] in refs]
+    if args.split == "test":
+        print("Attention : calibrer sur test fausse le rapport (test sert à rendre compte).", file=sys.stderr)
+    points = [figures(refs, records, y, r) for y in P_YES for r in P_REFUSE]
+    for p in sorted(frontier(points), key=lambda p: -p["refusals"]):
+        print(_line(p))
+    chosen = choose(points, args.max_wrong)
+    print("choisi :", _line(chosen))
+    out = PROJECT_ROOT / "out" / "calibration.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"answers": str(args.answers), "split": args.split, "questions": len(records),
+                               "chosen": chosen, "points": points}, indent=1), "utf-8")
+
+
+def _line(p: dict) -> str:
+    return (f"min_p_yes {p['min_p_yes']:.2f} max_p_refuse {p['max_p_refuse']:.2f}  key facts {p['key_facts']:.3f}  "
+            f"cites {p['cites_evidence']:.3f}  refusals {p['refusals']:.3f}  wrong {p['wrong_refusals']:.3f}")
+
+
+if __name__ == "__main__":
+    main()

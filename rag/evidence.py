@@ -1,0 +1,60 @@
+"""What the model reads: short extracts around the retrieved passages, not whole pages.
+
+A small model answers best from little, focused text, and a retrieval unit small enough
+to match one fact (a sentence or two) is too small to read alone: « Il a payé 44
+milliards » needs the sentence before it to say who. So each retrieved passage is
+widened by `window` sentences on each side within its article, extracts that overlap or
+touch are merged (one article's story is read once, in order), and each extract keeps
+its article's title. Extracts are ordinary passages with offsets into the cleaned
+article, so citations, the chat's cards and the eval treat them like any passage.
+Sizes and windows were chosen on the dev split (bench/prompt_size.py, README).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+from rag.passages import split_sentences
+from rag.records import Article, Hit, Passage
+
+
+def extracts(hits: Sequence[Hit], article: Callable[[str], Article], window: int = 1) -> list[Hit]:
+    """The hits widened by `window` sentences each side and merged within an article, best
+    first (an extract ranks as its best hit)."""
+    spans: dict[str, list[tuple[int, int, Hit]]] = {}
+    for hit in hits:
+        text = article(hit.passage.doc_id).text
+        start, end = widen(text, hit.passage.start, hit.passage.end, window)
+        spans.setdefault(hit.passage.doc_id, []).append((start, end, hit))
+    merged = [m for doc_id, found in spans.items() for m in _merge(found, article(doc_id))]
+    order = {id(h): i for i, h in enumerate(hits)}
+    return [extract for _, extract in sorted(merged, key=lambda pair: order[id(pair[0])])]
+
+
+def widen(text: str, start: int, end: int, window: int) -> tuple[int, int]:
+    """[start, end) grown to whole sentences, plus `window` sentences before and after."""
+    sentences = split_sentences(text)
+    if window <= 0 or not sentences:
+        return start, end
+    first = next((i for i, (_, e) in enumerate(sentences) if e > start), len(sentences) - 1)
+    last = max((i for i, (s, _) in enumerate(sentences) if s < end), default=first)
+    first, last = max(0, first - window), min(len(sentences) - 1, last + window)
+    return min(start, sentences[first][0]), max(end, sentences[last][1])
+
+
+def _merge(found: list[tuple[int, int, Hit]], article: Article) -> list[tuple[Hit, Hit]]:
+    """(best hit, extract) for each run of overlapping or adjacent spans of one article."""
+    runs: list[list] = []
+    for start, end, hit in sorted(found, key=lambda f: f[0]):
+        if runs and start <= runs[-1][1] + 2:  # touching: only a space or a line break between
+            runs[-1][1] = max(runs[-1][1], end)
+            runs[-1][2].append(hit)
+        else:
+            runs.append([start, end, [hit]])
+    out = []
+    for start, end, members in runs:
+        best = max(members, key=lambda h: h.score)
+        passage = Passage(f"{article.doc_id}#{start}-{end}", article.doc_id, article.title, start, end,
+                          article.text[start:end])
+        out.append((best, Hit(passage, best.score, best.dense, best.bm25)))
+    return out

@@ -1,0 +1,36 @@
+"""Extracts: retrieved passages widened to their neighbouring sentences and merged."""
+
+from rag.evidence import extracts, widen
+from rag.records import Article, Hit, Passage
+
+TEXT = ("Musk a racheté Twitter. Le prix a surpris. Il a payé 44 milliards de dollars.\n\n"
+        "Les annonceurs sont partis. Steve Davis dirige la Boring Company. Il travaille 16 heures par jour.")
+ARTICLE = Article("d", "d.txt", "Musk et Twitter", None, TEXT, "0")
+
+
+def hit(fragment: str, score: float) -> Hit:
+    start = TEXT.index(fragment)
+    end = start + len(fragment)
+    return Hit(Passage(f"d#{start}-{end}", "d", ARTICLE.title, start, end, fragment), score)
+
+
+def test_widen_adds_whole_sentences_each_side():
+    start = TEXT.index("Il a payé")
+    s, e = widen(TEXT, start, start + 10, 1)
+    assert TEXT[s:e] == "Le prix a surpris. Il a payé 44 milliards de dollars.\n\nLes annonceurs sont partis."
+    assert widen(TEXT, start, start + 10, 0) == (start, start + 10)
+
+
+def test_overlapping_or_touching_extracts_of_an_article_merge_in_text_order():
+    hits = [hit("Il a payé 44 milliards de dollars.", 2.0), hit("Musk a racheté Twitter.", 1.0)]
+    (one,) = extracts(hits, lambda _: ARTICLE, window=1)
+    assert one.passage.text == "Musk a racheté Twitter. Le prix a surpris. Il a payé 44 milliards de dollars.\n\n" \
+                               "Les annonceurs sont partis."
+    assert one.score == 2.0 and TEXT[one.passage.start:one.passage.end] == one.passage.text
+    assert one.passage.title == "Musk et Twitter"
+
+
+def test_separate_extracts_keep_the_order_of_their_best_hit():
+    hits = [hit("Il travaille 16 heures par jour.", 3.0), hit("Musk a racheté Twitter.", 1.0)]
+    first, second = extracts(hits, lambda _: ARTICLE, window=0)
+    assert first.passage.text.startswith("Il travaille") and second.passage.text == "Musk a racheté Twitter."
