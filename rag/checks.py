@@ -13,8 +13,9 @@ every verdict is recorded, by name, in `Answer.checks`:
               one holds fewer;
 5. complete   the answer holds the kind of thing asked for — a number for « combien »,
               a date for « quand » — when its evidence has one;
-6. grounded   every name and number of the answer is in its cited passages or the
-              question (« Markus Klarner » found nowhere is an invention);
+6. grounded   every number of the answer is in its cited passages or the question, every
+              name in their articles (« Markus Klarner » found nowhere is an invention;
+              « Mark » Zuckerberg, named so at the top of the article, is not);
 7. verified   asked again on the cited evidence alone, the model says « oui »: P(oui)
               against P(non) at least `min_p_yes`, or a clear « oui » from a backend
               without probabilities (« No », « Faux », an empty reply confirm nothing);
@@ -27,9 +28,9 @@ The thresholds of 7 and 8 are calibrated on the reference set's dev split
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from rag import citations
 from rag.prompts import render
@@ -76,6 +77,7 @@ class Draft:
     question: str
     hits: tuple[Hit, ...]
     p_refuse: float | None = None  # P(the reply's first token opens a refusal), if known
+    articles: Mapping[str, str] = field(default_factory=dict)  # doc id -> whole text, for names
 
 
 @dataclass(frozen=True)
@@ -166,13 +168,21 @@ def complete(draft: Draft) -> tuple[Draft, Verdict]:
 
 
 def grounded(draft: Draft) -> tuple[Draft, Verdict]:
-    """Names and numbers of the answer found in none of its cited passages (their titles
-    included) nor in the question: the surest sign of an invention."""
+    """Numbers of the answer found in none of its cited passages nor in the question, and
+    names found in none of their articles (titles included): the surest sign of an invention.
+    Names may come from the whole article, which names a person in full once and by the
+    surname after; a figure from elsewhere in the article is another fact's figure."""
     passages = cited_passages(draft)
-    known = _tokens(draft.question + " " + " ".join(f"{p.title} {p.text}" for p in passages))
+    near = draft.question + " " + " ".join(f"{p.title} {p.text}" for p in passages)
+    numbers = _tokens(near)
+    names = numbers | _tokens(" ".join(draft.articles.get(p.doc_id, "") for p in passages))
     missing = [w for w in _names_and_numbers(strip_markers(draft.text))
-               if w not in known and w.rstrip("sx") not in known]
+               if not _known(w, numbers if w[0].isdigit() else names)]
     return draft, Verdict("grounded", not missing, missing or None)
+
+
+def _known(word: str, known: set[str]) -> bool:
+    return word in known or word.rstrip("sx") in known
 
 
 def verified(draft: Draft, llm, prompts_dir: Path, min_p_yes: float) -> tuple[Draft, Verdict]:

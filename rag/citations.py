@@ -47,7 +47,7 @@ def clean_markers(text: str, valid: int) -> str:
 
     text = _MARKER.sub(repl, text)
     # « phrase. [1] » -> « phrase [1]. »: a marker belongs to the sentence before it
-    text = re.sub(r"([.!?])[ \t]*((?:\[\d+\])+)", r" \2\1", text)
+    text = re.sub(r"([.!?])[ \t]*((?:\[\d+\])+)([.!?]?)", r" \2\1", text)  # « Inc. [1]. » ends once
     return re.sub(r"[ \t]+([.,;!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
 
 

@@ -113,7 +113,8 @@ class Pipeline:
         """Turn the model's raw output into a checked answer (rag/checks.py)."""
         s = self.settings
         started = time.perf_counter()
-        draft = checks.Draft(raw, question, tuple(hits), p_refuse)
+        articles = {h.passage.doc_id: self.index.article(h.passage.doc_id).text for h in hits}
+        draft = checks.Draft(raw, question, tuple(hits), p_refuse, articles)
         outcome = checks.run(draft, checks.standard(self.llm, s.prompts_dir, s.verify, s.min_p_yes, s.max_p_refuse))
         timings["checks"] = time.perf_counter() - started
         cited = () if outcome.refused else citations.resolve(outcome.text, hits)

@@ -141,3 +141,14 @@ def test_the_stage_stops_at_the_first_failure_and_records_every_verdict():
     record = outcome.record()
     assert record["refusal"] == "grounded" and [v["check"] for v in record["verdicts"]] == [
         "refusal", "markers", "grounded"]
+
+
+def test_names_may_come_from_the_cited_article_but_numbers_only_from_the_cited_passage():
+    article = "Mark Zuckerberg dirige Meta. " + MEETING + " Meta a payé 25 millions."
+    base = Draft("Mark Zuckerberg a lu la note de Guy Rosen [1].", "Qui a lu la note ?", hits(MEETING))
+    assert not checks.grounded(base)[1].passed
+    with_article = Draft(base.text, base.question, base.hits, articles={"d0": article})
+    assert checks.grounded(with_article)[1].passed
+    figure = Draft("La réunion a coûté 25 millions [1].", "Combien a coûté la réunion ?", base.hits,
+                   articles={"d0": article})
+    assert checks.grounded(figure)[1].detail == ["25"]

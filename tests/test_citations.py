@@ -48,3 +48,7 @@ def test_evidence_is_the_two_best_sentences_in_text_order():
     answer = "Meta prévoit 65 milliards [1]."
     (citation,) = resolve(answer, hits)
     assert evidence(answer, citation) == "Meta est une entreprise. Elle prévoit 65 milliards de dépenses."
+
+
+def test_a_marker_after_an_abbreviation_and_a_full_stop_ends_the_sentence_once():
+    assert clean_markers("Tesla Inc. [1].", 1) == "Tesla Inc [1]."
