@@ -1,14 +1,16 @@
 """The chat page (Gradio): French, streamed answers, citation cards, follow-up questions.
 
 `build_app()` returns the Blocks without launching them, so tests can drive the
-handlers or launch on a free port; `serve()` is what `rag serve` runs. One generation
-runs at a time (Gradio's queue, concurrency 1, shared by the page and the `ask` API):
-other tabs and clients wait their turn. The logic of a turn is rag/chat.py and its HTML
-rag/chat_html.py; this module only lays out the page and wires the events.
+handlers or launch on a free port; `serve()` is what `rag serve` runs. Gradio's queue,
+shared by the page and the `ask` API, runs `settings.workers` generations at once: one
+with the model in this process (it answers one question at a time), more with a model
+server; other tabs and clients wait their turn. The logic of a turn is rag/chat.py and
+its HTML rag/chat_html.py; this module only lays out the page and wires the events.
 """
 
 from __future__ import annotations
 
+import threading
 from contextlib import closing
 from types import SimpleNamespace
 
@@ -29,7 +31,7 @@ INTRO = (f"# {TITLE}\n"
          "Posez une question en français sur les articles du corpus. La réponse cite ses sources "
          "[1], [2] : cliquez sur un numéro ou une carte pour lire le passage, la phrase qui appuie "
          "la réponse est surlignée. Si les articles ne contiennent pas la réponse, l'application le dit.")
-GENERATION = "generation"  # concurrency group: the one model answers one question at a time
+GENERATION = "generation"  # concurrency group: `settings.workers` answers at a time
 
 
 def build_app(settings: Settings, pipeline: Pipeline | None = None):
@@ -48,7 +50,7 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None):
             with gr.Column(scale=2):
                 _side_panel(ui, chat.base.settings, models)
         _wire(ui, chat)
-    app.queue(default_concurrency_limit=1)
+    app.queue(default_concurrency_limit=chat.base.settings.workers)
     return app
 
 
@@ -88,19 +90,19 @@ def _wire(ui: SimpleNamespace, chat: Chat) -> None:
 
     private = {"api_visibility": "private"}
     # Two steps: the question shows at once (and can be stopped while it waits its
-    # turn), then the answer streams from the queue, one generation at a time.
+    # turn), then the answer streams from the queue, `workers` generations at a time.
     gr.on([ui.question.submit, ui.send.click], add_turn, inputs=[ui.question, ui.turns],
           outputs=[ui.question, ui.chatbot, ui.turns], queue=False, **private,
           ).then(_responder(chat), inputs=[ui.turns, ui.k, ui.temperature, ui.max_tokens, ui.llm],
                  outputs=[ui.chatbot, ui.sources, ui.rewritten, ui.turns], show_progress="minimal",
-                 concurrency_limit=1, concurrency_id=GENERATION, **private)
+                 concurrency_limit=chat.base.settings.workers, concurrency_id=GENERATION, **private)
     ui.stop.click(stop_turn, inputs=[ui.turns], outputs=[ui.chatbot, ui.turns], queue=False, **private)
     for cleared in (ui.clear.click, ui.chatbot.clear):  # the button, and the chat's own bin icon
         cleared(clear_chat, inputs=[ui.turns], outputs=[ui.chatbot, ui.sources, ui.rewritten, ui.turns],
                 queue=False, **private)
     ui.llm.change(lambda name: chat_html.index_status(chat.index, name), inputs=[ui.llm],
                   outputs=[ui.status], queue=False, **private)
-    gr.api(_api(chat), api_name="ask", concurrency_limit=1, concurrency_id=GENERATION)
+    gr.api(_api(chat), api_name="ask", concurrency_limit=chat.base.settings.workers, concurrency_id=GENERATION)
 
 
 def add_turn(message: str, turns: list[Turn]):
@@ -117,12 +119,16 @@ def _responder(chat: Chat):
     itself, so that no late piece can overwrite what the buttons showed."""
     import gradio as gr
 
+    claiming = threading.Lock()
+
     def respond(turns: list[Turn], k, temperature, max_tokens, llm):
-        turn = next((t for t in turns if t.status == "queued"), None)  # oldest first
+        with claiming:  # with several workers, two answers of one tab must not take the same turn
+            turn = next((t for t in turns if t.status == "queued"), None)  # oldest first
+            if turn is not None:
+                turn.status = "pending"
         if turn is None:  # stopped or cleared while it waited
             yield chat_html.messages(turns), gr.skip(), gr.skip(), turns
             return
-        turn.status = "pending"
         options = Options(int(k), float(temperature), int(max_tokens), llm)
         yield chat_html.messages(turns), gr.skip(), "", turns
         earlier = history(turns[:turns.index(turn)])

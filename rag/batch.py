@@ -4,17 +4,21 @@ Input: `.txt` (one question a line; its id is the line number), `.jsonl` (`id` a
 `question` fields), `.csv` (a `question` column, an optional `id` column). A malformed
 file is refused before any work, with its line number. Output: `.jsonl`, or `.csv` (nested
 fields as JSON in their cell), appended one record at a time, each flushed and fsynced:
-a killed run loses at most the question in flight. A record torn by a kill mid-write is
+a killed run loses at most the questions in flight. A record torn by a kill mid-write is
 cut off on the next run, which skips every id already answered and asks the failed ones
 again. A failing question (empty, too long, model error) is recorded with its error and
-the run goes on. One pipeline, so one model, for the whole run. Every record carries the
-settings that change answers (`settings_of`); an output started with other settings, or
-by an older version that did not record them, is refused rather than mixed.
+the run goes on. One pipeline, so one model, for the whole run. With a model server,
+`settings.workers` questions are answered at once by as many threads; the records are
+still written by one thread, one at a time, in the order the answers are ready. Every
+record carries the settings that change answers (`settings_of`); an output started with
+other settings, or by an older version that did not record them, is refused rather than
+mixed.
 Scoring the records against the reference set is rag/evaluation.py's job.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -389,12 +393,31 @@ def _answer_all(pipeline, todo: list[Question], out: Output, progress: bool, rec
     failed = 0
     with tqdm(total=already + len(todo), initial=already, unit="question", file=sys.stderr,
               disable=not progress, dynamic_ncols=True) as bar:
-        for q in todo:
-            record = answer_record(pipeline, q, recorded)
-            out.write(record)
+        for record in _records(pipeline, todo, recorded):
+            out.write(record)  # only this thread writes: records are never interleaved
             failed += record["error"] is not None
             bar.update()
     return failed
+
+
+def _records(pipeline, todo: list[Question], recorded: dict) -> Iterator[dict]:
+    """The questions' records: in order with one worker; with `settings.workers` > 1 (a model
+    server), that many questions are answered at once and each record comes as soon as its
+    answer is ready (a kill loses only the questions in flight; ids say which is which)."""
+    workers = pipeline.settings.workers if pipeline is not None else 1
+    if workers == 1 or len(todo) < 2:
+        yield from (answer_record(pipeline, q, recorded) for q in todo)
+        return
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    with contextlib.suppress(RagError):  # else each question records the failure
+        pipeline.retriever, pipeline.llm  # noqa: B018 - loaded once here, not raced for by the threads
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="rag-batch")
+    try:
+        futures = [pool.submit(answer_record, pipeline, q, recorded) for q in todo]
+        yield from (future.result() for future in as_completed(futures))
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # Ctrl-C: nothing new starts
 
 
 def answer_record(pipeline: Pipeline, q: Question, recorded: dict) -> dict:
@@ -436,7 +459,8 @@ def settings_of(settings: Settings) -> dict:
     """What a record says it was made with: the `ANSWER_SETTINGS` and a hash of the
     prompt files, so that a changed prompt also tells two runs apart. Settings meant to
     change only the speed (threads, reuse_prefix, n_ctx) are left out."""
-    return {name: getattr(settings, name) for name in ANSWER_SETTINGS} | {
+    served = {"openai_model": settings.openai_model or settings.llm} if settings.llm_backend == "openai" else {}
+    return {name: getattr(settings, name) for name in ANSWER_SETTINGS} | served | {
         "prompts": prompts_hash(settings.prompts_dir)}
 
 

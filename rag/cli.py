@@ -37,6 +37,9 @@ class _Group(click.Group):
 @click.option("--retrieval", type=click.Choice(["hybrid", "dense", "bm25"]), help="Mode de recherche.")
 @click.option("--store", type=click.Choice(["faiss", "milvus"]), help="Où vivent les vecteurs (défaut faiss).")
 @click.option("--threads", type=int, help="Threads CPU.")
+@click.option("--llm-backend", help="Où tourne le modèle : llamacpp (ce processus) ou openai (un serveur, "
+                                    "voir openai_base_url).")
+@click.option("--workers", type=int, help="Questions traitées à la fois (plus d'une : serveur de modèles).")
 @click.pass_context
 def main(ctx: click.Context, config, **flags) -> None:
     """Questions en français sur un corpus d'articles, réponses avec citations."""
@@ -189,12 +192,15 @@ def serve(ctx: click.Context, host: str | None, port: int | None, rebuild: bool)
               help="Fichier des réponses (.jsonl ou .csv) ; relancer la commande reprend où elle s'est arrêtée.")
 @click.option("--quiet", is_flag=True, help="Sans barre de progression.")
 @click.option("--rebuild", is_flag=True, help="Mettre l'index à jour s'il est périmé.")
+@click.option("--workers", type=int, help="Questions traitées à la fois (plus d'une : serveur de modèles).")
 @click.pass_context
-def batch(ctx: click.Context, questions: Path, output: Path, quiet: bool, rebuild: bool) -> None:
+def batch(ctx: click.Context, questions: Path, output: Path, quiet: bool, rebuild: bool,
+          workers: int | None) -> None:
     """Répondre aux questions d'un fichier (.txt, .jsonl ou .csv), une réponse par question."""
     from rag.batch import answer_file
 
-    settings = _settings(ctx)
+    flags = {**ctx.obj["flags"], "workers": ctx.obj["flags"]["workers"] if workers is None else workers}
+    settings = load_settings(ctx.obj["config"], env=os.environ, **flags)  # `rag batch --workers` or `rag --workers`
     _check_models(settings)
     done = answer_file(settings, questions, output, progress=not quiet and sys.stderr.isatty(),
                        rebuild=rebuild, log=_log)

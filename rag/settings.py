@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal, Mapping
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
+from pydantic import ValidationInfo
 
 from rag.errors import RagError
 
@@ -33,6 +34,11 @@ class Settings(BaseModel):
     llm: str = "qwen2.5-coder-1.5b-instruct"
     # where it runs: "llamacpp" (this process), "openai" (a server), or "package.module:factory"
     llm_backend: str = "llamacpp"
+    # a model server (llm_backend = "openai"): any OpenAI-compatible API (rag/llms/openai.py)
+    openai_base_url: str = "http://127.0.0.1:8000/v1"
+    openai_model: str | None = None  # the model's name on the server; default: llm
+    openai_api_key: SecretStr | None = None  # RAG_OPENAI_API_KEY; never logged, shown or recorded
+    openai_timeout: float = 300.0  # seconds the server may stay silent (it may be busy with others)
     embedder: str = "use-multilingual-v3"
 
     # passages
@@ -56,6 +62,7 @@ class Settings(BaseModel):
     max_tokens: int = 256
     max_question_chars: int = 500
     reuse_prefix: bool = True  # keep each system prompt's KV cache across questions (rag/llms/llamacpp.py)
+    workers: int = 1  # questions answered at once (batch, chat); more than 1 needs a model server
     verify: bool = True  # ask the model to confirm each answer on the cited passage's best two sentences
     # thresholds of the checks (rag/checks.py), calibrated on the dev split (bench/calibrate.py)
     min_p_yes: float = 0.5  # the verifier's P(oui) / (P(oui) + P(non)) needed to keep an answer
@@ -78,6 +85,23 @@ class Settings(BaseModel):
     def _backend(cls, value: str) -> str:
         if value not in ("llamacpp", "openai") and ":" not in value:
             raise ValueError("attendu llamacpp, openai ou paquet.module:fabrique")
+        return value
+
+    @field_validator("workers")
+    @classmethod
+    def _workers(cls, value: int, info: ValidationInfo) -> int:
+        if value < 1:
+            raise ValueError("doit être un entier positif")
+        if value > 1 and info.data.get("llm_backend") == "llamacpp":
+            raise ValueError("un modèle chargé dans ce processus répond à une question à la fois ; "
+                             "plusieurs workers demandent un serveur de modèles (llm_backend = \"openai\")")
+        return value
+
+    @field_validator("openai_timeout")
+    @classmethod
+    def _seconds(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("doit être un nombre de secondes positif")
         return value
 
     @field_validator("min_p_yes", "max_p_refuse", "bm25_weight")

@@ -40,7 +40,7 @@ class LLM(Protocol):
 # The settings that make a loaded model different; the others (k, temperature…) only
 # change how it is asked, so pipelines that differ by them share the model.
 LOAD_FIELDS = ("llm", "llm_backend", "models_dir", "models_file", "n_ctx", "threads", "reuse_prefix",
-               "openai_base_url", "openai_model", "openai_timeout")
+               "openai_base_url", "openai_model", "openai_timeout", "openai_api_key")
 _loaded: dict[tuple, LLM] = {}
 _loading = threading.Lock()  # the chat asks from several threads: load each model once
 MAX_LOADED = 2
