@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import closing
+from pathlib import Path
 from types import SimpleNamespace
 
 from rag import chat_html
@@ -49,7 +50,9 @@ def build_app(settings: Settings, pipeline: Pipeline | None = None):
                 _conversation(ui)
             with gr.Column(scale=2):
                 _side_panel(ui, chat.base.settings, models)
+                _upload_panel(ui, chat.base.settings)
         _wire(ui, chat)
+        _wire_upload(ui, chat)
     app.queue(default_concurrency_limit=chat.base.settings.workers)
     return app
 
@@ -103,6 +106,56 @@ def _wire(ui: SimpleNamespace, chat: Chat) -> None:
     ui.llm.change(lambda name: chat_html.index_status(chat.index, name), inputs=[ui.llm],
                   outputs=[ui.status], queue=False, **private)
     gr.api(_api(chat), api_name="ask", concurrency_limit=chat.base.settings.workers, concurrency_id=GENERATION)
+
+
+def _upload_panel(ui: SimpleNamespace, s: Settings) -> None:
+    import gradio as gr
+
+    from rag.formats import SUFFIXES
+
+    with gr.Accordion("Ajouter des documents", open=False):
+        ui.upload = gr.File(label=f"Articles ({', '.join(SUFFIXES)} ; {s.max_file_mb:g} Mo au plus chacun)",
+                            file_count="multiple", file_types=list(SUFFIXES), type="filepath",
+                            elem_id="rag-upload")
+        ui.upload_report = gr.Textbox(label="Rapport d'ajout", interactive=False, lines=6,
+                                      elem_id="rag-upload-report",
+                                      placeholder="Déposez des fichiers : ils rejoignent le corpus et l'index, "
+                                                  "et la question suivante les lit.")
+
+
+def _wire_upload(ui: SimpleNamespace, chat: Chat) -> None:
+    # In the generation group: no upload while the model in this process answers, and no
+    # answer starts on an index being rebuilt.
+    ui.upload.upload(_uploader(chat), inputs=[ui.upload, ui.llm], outputs=[ui.upload_report, ui.status, ui.upload],
+                     concurrency_limit=chat.base.settings.workers, concurrency_id=GENERATION,
+                     api_visibility="private")
+
+
+def _uploader(chat: Chat):
+    """The upload handler: rag add on the files (never replacing a corpus file), then the
+    chat reads the new index."""
+    from rag.add import add_documents, format_report
+    from rag.errors import RagError
+
+    def upload(files: list[str] | None, llm: str):
+        if not files:
+            return "Aucun fichier reçu.", chat_html.index_status(chat.index, llm), None
+        try:
+            report = add_documents(chat.base.settings, [Path(f) for f in files], replace=False)
+        except RagError as exc:
+            return f"Erreur : {exc}", chat_html.index_status(chat.index, llm), None
+        if report.index is not None:
+            _reload(chat, report.index)
+        return format_report(report), chat_html.index_status(chat.index, llm), None
+
+    return upload
+
+
+def _reload(chat: Chat, index) -> None:
+    """The next question reads `index`: a fresh pipeline on it, keeping the loaded model
+    (a question already being answered finishes on the old one, still open)."""
+    old = chat.base
+    chat.__init__(Pipeline(old.settings, index=index, llm=old._llm))  # _llm: None until loaded
 
 
 def add_turn(message: str, turns: list[Turn]):

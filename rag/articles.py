@@ -8,26 +8,36 @@ sections and « Leave a Reply » forms. Cleaning keeps the body whole and drops 
 1. normalise the characters (NFKC, typographic spaces and apostrophes, emoji, glued
    sentences such as « divulguée.Selon »);
 2. take the date and title from the top of the page;
-3. drop noise lines anywhere (teasers, labels, repeated lines);
-4. cut the page at the first footer marker (rating, share, tags, author box, comments).
+3. cut the page at a footer: a short marker line (rating, share, tags, author box,
+   comments) in the last two thirds, followed only by furniture (names, links, other
+   markers, comments, and at most one paragraph: an author's bio); a paragraph that
+   merely begins with « Partagez », or a marker followed by more of the article, is body;
+4. drop noise lines anywhere: labels, repeated lines, and teasers, which look like
+   links: an unpunctuated one-sentence line of title length, or any unpunctuated line
+   right after a « Lire aussi » label. A long paragraph that lost its final period is body.
 
-`.txt`, `.md` and `.html` files are read; the cleaned text is what passages and their
-character offsets refer to.
+Files are read by rag/formats.py (.txt, .md, .html, .pdf). A file that cannot be read or
+cleans to nothing is skipped with a warning and the rest of the corpus loads. Doc ids
+are unique: a `.txt` file's id is its stem (`002_dbf84de5b56e379c`), any other file's is
+its whole name (`rapport.pdf`), so `a.txt` and `a.md` are two articles; two files that
+would still share an id (`a.txt` and `a.TXT`) keep the first by name, the other is
+skipped with the reason. The cleaned text is what passages and their offsets refer to.
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
+import logging
 import re
 import unicodedata
-from html.parser import HTMLParser
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.errors import RagError
+from rag.formats import SUFFIXES, read_raw
 from rag.records import Article
 
-SUFFIXES = (".txt", ".md", ".html", ".htm")
+log = logging.getLogger(__name__)
 
 _SPACES = re.compile(r"[\u00a0\u2000-\u200a\u202f\u205f\u3000\t]+")
 _INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\ufe0f]")
@@ -55,40 +65,123 @@ _FOOTER = re.compile(
     r"|d'autres histoires comme celle-ci|recent news$|articles? similaires?$)",
     re.IGNORECASE,
 )
-TEASER_MIN_CHARS = 80  # an unpunctuated line this long is a link to another article, not a heading
+# Lines after which the rest of the page is reader comments, whatever their length.
+_COMMENTS = re.compile(r"^(?:\d+ commentaires?$|leave a reply$|laisser un commentaire|publiez votre avis$)",
+                       re.IGNORECASE)
+_READ_ALSO = re.compile(r"^(?:lire aussi|à lire aussi|à lire également|a lire également|voir aussi)\W*$",
+                        re.IGNORECASE)
+FOOTER_MARKER_CHARS = 80  # a footer marker is a short line: « Partagez maintenant. », « Tags : … »
+FOOTER_LONG_LINE = 150  # past a marker, a line this long is a paragraph; two paragraphs: the article goes on
+TEASER_MIN_CHARS = 80  # an unpunctuated line shorter than this is a heading
+TEASER_MAX_CHARS = 160  # a link-like teaser is about a title long; a longer line is a paragraph
+TEASER_NEAR_MAX_CHARS = 300  # right after « Lire aussi », an unpunctuated line up to this long
 _END_PUNCT = ".!?…:;»\")"
 
 
-def load_corpus(folder: Path) -> list[Article]:
-    """Every readable article in `folder`, sorted by file name."""
+@dataclass(frozen=True)
+class Skipped:
+    """A corpus file that is not in the index, and why (French, for the user)."""
+
+    name: str
+    reason: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class Corpus:
+    articles: list[Article]
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def doc_id_for(path: Path) -> str:
+    """A `.txt` file's stem (the ids of existing indexes and eval/reference.jsonl), any
+    other file's whole name, so that `a.txt` and `a.md` are two articles."""
+    return path.stem if path.suffix.lower() == ".txt" else path.name
+
+
+def corpus_files(folder: Path) -> list[Path]:
+    """The files of the corpus folder with a supported suffix, sorted by name."""
     folder = Path(folder)
     if not folder.is_dir():
         raise RagError(f"Dossier des articles introuvable : {folder}")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+
+
+def read_corpus(folder: Path, max_bytes: int | None = None) -> Corpus:
+    """Every readable article of `folder`, and the files skipped with their reason."""
+    files = corpus_files(folder)
     if not files:
-        raise RagError(f"Aucun article (.txt, .md, .html) dans {folder}")
-    return [load_article(p) for p in files]
+        raise RagError(f"Aucun article ({', '.join(SUFFIXES)}) dans {folder}")
+    articles, skipped, owners = [], [], {}
+    for path in files:
+        try:
+            article = load_article(path, max_bytes)
+        except RagError as exc:
+            skipped.append(Skipped(path.name, str(exc), _file_sha256(path)))
+            continue
+        if article.doc_id in owners:
+            reason = f"même identifiant « {article.doc_id} » que {owners[article.doc_id]}"
+            skipped.append(Skipped(path.name, reason, article.sha256))
+            continue
+        owners[article.doc_id] = path.name
+        articles.append(article)
+    return Corpus(articles, skipped)
 
 
-def load_article(path: Path) -> Article:
-    raw = path.read_bytes()
-    text = _decode(raw, path)
-    suffix = path.suffix.lower()
-    markup_title = None
-    if suffix in (".html", ".htm"):
-        markup_title, text = _html_to_text(text)
-    elif suffix == ".md":
-        markup_title, text = _markdown_to_text(text)
-    title, date, body = clean(text)
+def load_corpus(folder: Path, max_bytes: int | None = None) -> list[Article]:
+    """The readable articles of `folder`; each skipped file is logged as a warning."""
+    corpus = read_corpus(folder, max_bytes)
+    for skip in corpus.skipped:
+        log.warning("Fichier ignoré : %s (%s)", skip.name, skip.reason)
+    if not corpus.articles:
+        raise RagError(f"Aucun article lisible dans {folder} : {describe(corpus.skipped)}")
+    return corpus.articles
+
+
+def describe(skipped: list[Skipped]) -> str:
+    return "; ".join(f"{s.name} ({s.reason})" for s in skipped)
+
+
+def load_article(path: Path, max_bytes: int | None = None) -> Article:
+    """One file read and cleaned; a RagError in French says why it cannot be."""
+    raw = _read_bytes(path, max_bytes)
+    found = read_raw(raw, path.suffix)
+    title, date, body = clean(found.text)
     return Article(
-        doc_id=path.stem,
+        doc_id=doc_id_for(path),
         path=path.name,
-        title=markup_title or title,
-        date=date,
+        title=found.title or title,
+        date=found.date or date,
         text=body,
         sha256=hashlib.sha256(raw).hexdigest(),
     )
 
+
+def _read_bytes(path: Path, max_bytes: int | None) -> bytes:
+    try:
+        size = path.stat().st_size
+        if max_bytes is not None and size > max_bytes:
+            raise RagError(f"trop volumineux ({megabytes(size)}, limite {megabytes(max_bytes)})")
+        if size == 0:
+            raise RagError("fichier vide")
+        return path.read_bytes()
+    except OSError as exc:
+        raise RagError(f"illisible ({exc.strerror or type(exc).__name__})") from None
+
+
+def megabytes(size: int) -> str:
+    return f"{size / 1_000_000:.1f} Mo".replace(".", ",")
+
+
+def _file_sha256(path: Path) -> str | None:
+    try:
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    except OSError:
+        return None
 
 def clean(raw: str) -> tuple[str, str | None, str]:
     """(title, date, body) of a scraped page; body paragraphs are separated by blank lines."""
@@ -97,26 +190,49 @@ def clean(raw: str) -> tuple[str, str | None, str]:
     date = None
     if lines and (m := _DATE_TOP.match(lines[0])):
         date, lines[0] = m.group(1), lines[0][m.end():].strip()
+    lines = [line for line in lines[:_footer_start(lines)] if line]
     kept: list[str] = []
     seen: set[str] = set()
     for position, line in enumerate(lines):
-        low = line.lower()
-        if position > len(lines) // 3 and _FOOTER.match(low):
-            break
         if m := _DATE_LINE.match(line):
             date = date or m.group(1)
             continue
-        if low.rstrip(" .:") in _LABELS or _NOISE_LINE.match(low) or line in seen:
+        if line.lower().rstrip(" .:") in _LABELS or _NOISE_LINE.match(line) or line in seen:
             continue
-        if kept and _is_teaser(line):
+        if kept and _is_teaser(lines, position):
             continue
         seen.add(line)
         kept.append(line)
     if not kept:
-        raise RagError("Article vide après nettoyage.")
+        raise RagError("vide après nettoyage")
     prose = [line for line in kept if not line.startswith("•")] or kept
     title = prose[0] if _is_heading(prose[0]) else _short(prose[0])
     return title, date, "\n\n".join(kept)
+
+
+def _footer_start(lines: list[str]) -> int:
+    """Where the footer begins: the first short marker line past the first third of the
+    page that only furniture follows; len(lines) when the page has none."""
+    for position in range(len(lines) // 3 + 1, len(lines)):
+        line = lines[position]
+        if len(line) <= FOOTER_MARKER_CHARS and _FOOTER.match(line) and _only_furniture(lines[position + 1:]):
+            return position
+    return len(lines)
+
+
+def _only_furniture(tail: list[str]) -> bool:
+    """Short lines, other footer markers, comments, and at most one paragraph (a bio)."""
+    paragraphs = 0
+    for line in tail:
+        if _COMMENTS.match(line):
+            break
+        paragraphs += not _FOOTER.match(line) and _is_prose(line)
+    return paragraphs <= 1
+
+
+def _is_prose(line: str) -> bool:
+    """A paragraph rather than a label, a name or a link: long, or a sentence of some words."""
+    return len(line) >= FOOTER_LONG_LINE or (line.endswith((".", "!", "?", "…")) and len(line.split()) >= 8)
 
 
 def normalise(line: str) -> str:
@@ -142,77 +258,18 @@ def _is_heading(line: str) -> bool:
     return len(line) <= 200
 
 
-def _is_teaser(line: str) -> bool:
-    """A long line with no final punctuation, alone: a link to another article."""
-    return len(line) >= TEASER_MIN_CHARS and not line.endswith(tuple(_END_PUNCT)) \
-        and not line.startswith("•")
+def _is_teaser(lines: list[str], position: int) -> bool:
+    """An unpunctuated line that looks like a link to another article: one sentence of
+    title length, or right after a « Lire aussi » label. Longer unpunctuated lines are
+    paragraphs that lost their final period, and stay."""
+    line = lines[position]
+    if len(line) < TEASER_MIN_CHARS or line.endswith(tuple(_END_PUNCT)) or line.startswith("•"):
+        return False
+    if position and _READ_ALSO.match(lines[position - 1]):
+        return len(line) <= TEASER_NEAR_MAX_CHARS
+    return len(line) <= TEASER_MAX_CHARS and not re.search(r"[.!?…]\s+[«\"A-ZÀ-Ý]", line)
 
 
 def _short(text: str, limit: int = 90) -> str:
     first = re.split(r"(?<=[.!?])\s", text, maxsplit=1)[0]
     return first if len(first) <= limit else first[: limit - 1].rsplit(" ", 1)[0] + "…"
-
-
-def _decode(raw: bytes, path: Path) -> str:
-    for encoding in ("utf-8-sig", "cp1252"):
-        try:
-            return raw.decode(encoding)
-        except UnicodeDecodeError:
-            continue
-    raise RagError(f"Fichier illisible (encodage inconnu) : {path}")
-
-
-def _markdown_to_text(text: str) -> tuple[str | None, str]:
-    title = None
-    out = []
-    for line in text.splitlines():
-        if m := re.match(r"^#{1,6}\s+(.*)", line):
-            line = m.group(1)
-            title = title or line.strip()
-        line = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", line)  # images
-        line = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", line)  # links keep their text
-        line = re.sub(r"(\*\*|__|\*|_|`)(\S.*?\S|\S)\1", r"\2", line)
-        out.append(line)
-    return title, "\n".join(out)
-
-
-class _HTMLText(HTMLParser):
-    BLOCKS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section",
-              "article", "header", "footer", "blockquote", "ul", "ol", "title"}
-    SKIP = {"script", "style", "noscript", "nav", "aside", "form", "iframe", "svg"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.skipping = 0
-        self.title: str | None = None
-        self._in_title = False
-
-    def handle_starttag(self, tag, attrs):
-        if tag in self.SKIP:
-            self.skipping += 1
-        elif tag in self.BLOCKS:
-            self.parts.append("\n")
-        self._in_title = tag in ("title", "h1") and self.title is None
-
-    def handle_endtag(self, tag):
-        if tag in self.SKIP and self.skipping:
-            self.skipping -= 1
-        elif tag in self.BLOCKS:
-            self.parts.append("\n")
-        self._in_title = False
-
-    def handle_data(self, data):
-        if self.skipping:
-            return
-        if self._in_title and data.strip():
-            self.title = " ".join(data.split())
-            return  # the title goes in Article.title, not twice in the body
-        self.parts.append(data)
-
-
-def _html_to_text(text: str) -> tuple[str | None, str]:
-    parser = _HTMLText()
-    parser.feed(text)
-    parser.close()
-    return parser.title, html.unescape("".join(parser.parts))

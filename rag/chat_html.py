@@ -39,6 +39,7 @@ HEAD = """
 .rag-card .rag-num { font-weight: 700; }
 .rag-card .rag-title { font-weight: 600; }
 .rag-card .rag-file { font-family: monospace; font-size: .85em; opacity: .8; }
+.rag-card .rag-copies { font-size: .85em; opacity: .8; font-style: italic; }
 .rag-card .rag-quote { display: block; margin-top: .3em; font-style: italic; }
 .rag-card[open] .rag-quote { display: none; }  /* the open passage shows it marked */
 .rag-card .rag-passage { white-space: pre-line; margin: .5em 0 0; font-size: .9em; }
@@ -129,9 +130,20 @@ def card_html(citation: Citation, index: Index, turn: int) -> str:
         f'<details class="rag-card" id="{card_id(turn, citation.number)}">'
         f'<summary><span class="rag-num">[{citation.number}]</span> '
         f'<span class="rag-title">{e(article.title)}</span> — <span class="rag-file">{e(article.path)}</span>'
+        f'{copies_html(index, article.doc_id)}'
         f'<span class="rag-quote">« <mark>{e(citation.quote.strip())}</mark> »</span></summary>'
         f'<p class="rag-passage">{passage_html(citation)}</p></details>'
     )
+
+
+def copies_html(index: Index, doc_id: str) -> str:
+    """« repris par N articles » when other articles tell the same story (rag/dedup.py)."""
+    others = index.copies(doc_id)
+    if not others:
+        return ""
+    names = ", ".join(index.article(d).path for d in others if d in index.articles)
+    return (f' <span class="rag-copies" title="Même histoire : {html.escape(names)}">'
+            f"· repris par {len(others) + 1} articles</span>")
 
 
 def passage_html(citation: Citation) -> str:

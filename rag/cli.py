@@ -85,6 +85,21 @@ def index(ctx: click.Context, rebuild: bool, store: str | None) -> None:
 
 
 @main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.pass_context
+def add(ctx: click.Context, paths: tuple[Path, ...]) -> None:
+    """Ajouter des documents (.txt, .md, .html, .pdf ; fichiers ou dossiers) au corpus et à l'index."""
+    from rag.add import add_documents, format_report
+
+    settings = _settings(ctx)
+    _check_models(settings)
+    report = add_documents(settings, list(paths), log=_log)
+    click.echo(format_report(report))
+    if report.errors:
+        raise RagError(f"{len(report.errors)} fichier(s) refusé(s) : voir le rapport ci-dessus.")
+
+
+@main.command()
 @click.argument("question")
 @click.option("--rebuild", is_flag=True, help="Mettre l'index à jour s'il est périmé.")
 @click.option("--json", "as_json", is_flag=True, help="Sortie JSON.")

@@ -8,31 +8,44 @@ Layout under `settings.index_dir`:
                     and, with FAISS, the vectors and their index (stores/faiss_store.py)
     milvus.db       with store = "milvus" and no milvus_uri: the Milvus Lite file
 
+One builder at a time: `build_index` (and so `rag index`, `rag add`, `serve --rebuild`
+and the chat's upload) holds an exclusive lock on `index_dir/build.lock` (fcntl), waits
+for another builder at most `settings.index_lock_wait` seconds, then stops with a French
+message naming it. Readers never take the lock: the manifest names a complete build, and
+a reader that meets a build removed under it by a newer one reads the new manifest again.
 A crash mid-build leaves a stray build folder but the old manifest, so an old FAISS
-index still loads whole. A Milvus collection changes in place: the manifest is first
+index still loads whole (the kernel drops a killed builder's lock). A Milvus collection changes in place: the manifest is first
 marked « updating », so a crash there leaves an index that asks for `rag index --rebuild`.
 Loading checks the checksums of what it reads (corrupt files), the manifest against the
 corpus and settings (stale index) and the store against the manifest, and returns the
 whole index or raises, never half of it. A rebuild re-embeds only the articles whose
-file or chunking changed; the store keeps the others. Retrieval lives in retrieval.py.
+cleaned text or title changed (a new cleaning rule re-embeds only the articles it
+changes); the store keeps the others. The manifest also records the files skipped (with
+their reason) and the groups of near-duplicate articles (rag/dedup.py). Retrieval lives
+in retrieval.py.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from rag.articles import load_corpus
+from rag import dedup
+from rag.articles import Skipped, corpus_files, describe, read_corpus
 from rag.embedding import Embedder, get_embedder
 from rag.errors import RagError
 from rag.passages import split_passages
@@ -43,10 +56,15 @@ from rag.stores.bm25 import ANALYZER, Bm25Index, build_bm25
 from rag.stores.tables import ArticleTable, PassageTable, write_tables
 
 FORMAT_VERSION = 2  # 2: tables read on demand, bm25s, stores
-# Bump when cleaning or splitting rules change: every stored passage is then stale.
-PIPELINE_VERSION = 1
+# Bump when cleaning or splitting rules change: the index is then stale (only the articles
+# whose text changed are re-embedded). 2: footers, teasers, doc ids with extensions, HTML
+# by trafilatura, PDF, near-duplicate groups.
+PIPELINE_VERSION = 2
 MANIFEST = "manifest.json"
+LOCK = "build.lock"
 REBUILD = "Lancez `rag index --rebuild`."
+_log = logging.getLogger(__name__)
+_held = threading.local()  # index folders whose lock this thread holds (the lock is re-entrant)
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,8 +78,51 @@ class Index:
     def article(self, doc_id: str) -> Article:
         return self.articles[doc_id]
 
+    def copies(self, doc_id: str) -> list[str]:
+        """The other articles telling the same story as `doc_id` (rag/dedup.py)."""
+        return dedup.copies(self.manifest.get("duplicates", ()), doc_id)
 
-def ensure_index(settings: Settings, rebuild: bool = False, log: Callable = print) -> Index:
+
+@contextlib.contextmanager
+def index_lock(settings: Settings) -> Iterator[None]:
+    """Hold the index folder's builder lock, waiting at most `settings.index_lock_wait` s."""
+    folder = settings.index_dir.resolve()
+    held = getattr(_held, "folders", set())
+    if folder in held:  # this thread already builds here (`rag add` calls build_index)
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / LOCK, "a+") as handle:
+        _acquire(handle, settings.index_lock_wait)
+        _held.folders = held | {folder}
+        try:
+            yield
+        finally:
+            _held.folders = held
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _acquire(handle, wait: float) -> None:
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                handle.seek(0)
+                holder = handle.read().strip() or "?"
+                raise RagError(f"L'index est déjà en construction par un autre processus ({holder}) ; "
+                               f"attendu {wait:g} s sans qu'il finisse. Réessayez quand il aura fini "
+                               "(réglage index_lock_wait).") from None
+            time.sleep(min(0.2, max(wait, 0.01)))
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+
+
+def ensure_index(settings: Settings, rebuild: bool = False, log: Callable = _log.info) -> Index:
     """Load the index; build it when missing; when stale or damaged, rebuild it only if asked."""
     if not (settings.index_dir / MANIFEST).exists():
         log(f"Aucun index dans {settings.index_dir} : construction à partir de {settings.seeds_dir}…")
@@ -80,27 +141,69 @@ def ensure_index(settings: Settings, rebuild: bool = False, log: Callable = prin
     return build_index(settings, log=log)
 
 
-def build_index(settings: Settings, log: Callable = print) -> Index:
-    """Clean, split and embed the corpus; the store keeps the vectors of unchanged articles."""
-    started = time.perf_counter()
-    articles = load_corpus(settings.seeds_dir)
-    passages = [p for a in articles for p in split_passages(a, settings.passage_chars, settings.passage_overlap)]
-    embedder = get_embedder(settings)
-    store, unchanged, gone = _open_for_update(settings, articles, embedder.dim, log)
-    try:
-        reuse = {p.id for p in passages if p.doc_id in unchanged}
-        added, vectors = _vectors_for(passages, reuse, embedder, log)
-        manifest = _manifest(settings, embedder, articles, len(passages))
-        write_index(settings, manifest, articles, passages, store, gone, added, vectors)
-    finally:
-        store.close()
-    log(f"Index construit : {len(articles)} articles, {len(passages)} passages "
-        f"en {time.perf_counter() - started:.1f} s.")
-    return load_index(settings, check_corpus=False)
+def build_index(settings: Settings, log: Callable = _log.info) -> Index:
+    """Clean, split and embed the corpus; the store keeps the vectors of unchanged articles.
+    One builder at a time (`index_lock`)."""
+    with index_lock(settings):
+        started = time.perf_counter()
+        articles, skipped = _corpus(settings, log)
+        passages = [p for a in articles for p in split_passages(a, settings.passage_chars, settings.passage_overlap)]
+        embedder = get_embedder(settings)
+        store, unchanged, gone = _open_for_update(settings, articles, embedder.dim, log)
+        try:
+            reuse = {p.id for p in passages if p.doc_id in unchanged}
+            added, vectors = _vectors_for(passages, reuse, embedder, log)
+            manifest = _manifest(settings, embedder, articles, len(passages), skipped, _duplicates(articles, log))
+            write_index(settings, manifest, articles, passages, store, gone, added, vectors)
+        finally:
+            store.close()
+        log(f"Index construit : {len(articles)} articles, {len(passages)} passages "
+            f"en {time.perf_counter() - started:.1f} s.")
+        return load_index(settings, check_corpus=False)
+
+
+def _corpus(settings: Settings, log: Callable) -> tuple[list[Article], list[Skipped]]:
+    """The corpus's readable articles; each skipped file said, none readable an error."""
+    corpus = read_corpus(settings.seeds_dir, max_bytes(settings))
+    for skip in corpus.skipped:
+        log(f"Fichier ignoré : {skip.name} ({skip.reason}).")
+    if not corpus.articles:
+        raise RagError(f"Aucun article lisible dans {settings.seeds_dir} : {describe(corpus.skipped)}")
+    return corpus.articles, corpus.skipped
+
+
+def max_bytes(settings: Settings) -> int:
+    return int(settings.max_file_mb * 1_000_000)
+
+
+def _duplicates(articles: Sequence[Article], log: Callable) -> list[list[str]]:
+    groups = dedup.duplicate_groups(articles)
+    for group in groups:
+        log(f"Même histoire ({len(group)} articles) : {', '.join(group)}.")
+    return groups
 
 
 def load_index(settings: Settings, check_corpus: bool = True) -> Index:
-    """Read a built index, refusing a corrupt, stale or mismatched one."""
+    """Read a built index, refusing a corrupt, stale or mismatched one. A build replaced
+    while it was being read (another process finished a build) is read again, once."""
+    for attempt in (1, 2):
+        tried = _build_name(settings.index_dir)
+        try:
+            return _load(settings, check_corpus)
+        except RagError:
+            if attempt == 2 or tried is None or _build_name(settings.index_dir) == tried:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _build_name(index_dir: Path) -> str | None:
+    try:
+        return json.loads((index_dir / MANIFEST).read_text("utf-8")).get("build")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _load(settings: Settings, check_corpus: bool) -> Index:
     manifest = read_manifest(settings.index_dir)
     problem = mismatch(settings, manifest["store"]) or (check_corpus and staleness(settings, manifest))
     if problem:
@@ -157,8 +260,9 @@ def staleness(settings: Settings, manifest: dict) -> str | None:
     if problem := mismatch(settings, manifest["store"]):
         return problem
     current = _source_hashes(settings.seeds_dir)
-    if current != manifest["sources"]:
-        changed = sorted(set(current.items()) ^ set(manifest["sources"].items()))
+    known = manifest["sources"] | {name: s["sha256"] for name, s in manifest.get("skipped", {}).items()}
+    if current != known:
+        changed = sorted(set(current.items()) ^ set(known.items()))
         return f"le corpus a changé ({', '.join(sorted({name for name, _ in changed}))})"
     return None
 
@@ -184,17 +288,21 @@ def _settings_part(settings: Settings) -> dict:
 
 
 def _source_hashes(folder: Path) -> dict[str, str]:
+    """sha256 of every corpus file, read or skipped (hashing is cheaper than cleaning)."""
     if not folder.is_dir():
         raise RagError(f"Dossier du corpus introuvable : {folder}")
-    return {a.path: a.sha256 for a in load_corpus(folder)}
+    return {path.name: _sha256(path) for path in corpus_files(folder)}
 
 
-def _manifest(settings: Settings, embedder: Embedder, articles: Sequence[Article], n: int) -> dict:
+def _manifest(settings: Settings, embedder: Embedder, articles: Sequence[Article], n: int,
+              skipped: Sequence[Skipped] = (), duplicates: Sequence[Sequence[str]] = ()) -> dict:
     return {
         "format": FORMAT_VERSION,
         **_settings_part(settings),
         "dim": embedder.dim,
         "sources": {a.path: a.sha256 for a in articles},
+        "skipped": {s.name: {"sha256": s.sha256, "reason": s.reason} for s in skipped},
+        "duplicates": [list(group) for group in duplicates],
         "articles": len(articles),
         "passages": n,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -203,28 +311,39 @@ def _manifest(settings: Settings, embedder: Embedder, articles: Sequence[Article
 
 def _open_for_update(settings: Settings, articles: Sequence[Article], dim: int,
                      log: Callable) -> tuple[VectorStore, set[str], set[str]]:
-    """The previous build's store, the articles it holds as they still are, and the doc
-    ids it holds that changed or left; or an empty store when nothing can be reused."""
+    """The previous build's store, the articles it holds as they still are (same cleaned
+    text and title), and the doc ids it holds that changed or left; or an empty store
+    when nothing can be reused."""
     old = _previous(settings, dim)
     if old is not None:
+        build = settings.index_dir / old["build"]
         try:
-            _verify_files(settings.index_dir / old["build"], old["files"])
-            store = get_store(settings, dim, old["store"], settings.index_dir / old["build"])
-        except RagError as exc:
+            _verify_files(build, old["files"])
+            before = ArticleTable(build)
+            store = get_store(settings, dim, old["store"], build)
+        except (RagError, OSError, ValueError, KeyError) as exc:
             log(f"Index précédent inutilisable ({exc}) : tous les passages seront encodés.")
         else:
-            unchanged = {a.doc_id for a in articles if old["sources"].get(a.path) == a.sha256}
-            return store, unchanged, {Path(p).stem for p in old["sources"]} - unchanged
+            unchanged = {a.doc_id for a in articles if _same_article(before, a)}
+            return store, unchanged, set(before) - unchanged
     return get_store(settings, dim), set(), set()
 
 
+def _same_article(before: ArticleTable, article: Article) -> bool:
+    if article.doc_id not in before:
+        return False
+    old = before[article.doc_id]
+    return (old.text, old.title) == (article.text, article.title)
+
+
 def _previous(settings: Settings, dim: int) -> dict | None:
-    """The previous manifest when its store can be updated for these settings."""
+    """The previous manifest when its store can be updated for these settings (the
+    cleaning rules may differ: articles are compared on their cleaned text)."""
     try:
         old = read_manifest(settings.index_dir)
     except RagError:
         return None
-    same = all(old.get(k) == v for k, v in _settings_part(settings).items())
+    same = all(old.get(k) == v for k, v in _settings_part(settings).items() if k != "pipeline")
     return old if same and old["dim"] == dim and not mismatch(settings, old["store"]) else None
 
 

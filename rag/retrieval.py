@@ -9,6 +9,12 @@ BM25 weighted by `bm25_weight`. z-scores beat min-max scaling and reciprocal-ran
 on the project's reference questions (bench/retrieval_quality.py, figures in the README).
 A `Filter` (articles, date range) narrows every retriever alike. The retriever holds no
 model of its own; it is built once per loaded index.
+
+Diversification (`diversify`, on by default): a candidate that says the same thing as a
+better one from another article (rag/dedup.py `repeats`: near-duplicate content terms)
+waits until the other candidates are placed, so two copies of one story's sentence do not
+take two of the k places from a second source. Passages of one article are never held
+back: several small units of the same article are how one story is read.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from rag.dedup import SIMILARITY, repeats, terms_of
 from rag.embedding import Embedder
 from rag.index import Index
 from rag.records import Hit, Passage
@@ -33,22 +40,27 @@ class Retriever:
     embedder: Embedder
     bm25: Bm25Index | None  # None: the store searches text itself (`search_text`)
     articles: Any = None  # stores.tables.ArticleTable, for filters on BM25 rows
+    diversify: bool = True  # settings.diversify: see the module docstring
 
     @classmethod
-    def from_index(cls, index: Index, embedder: Embedder) -> "Retriever":
-        return cls(index.passages, index.store, embedder, index.bm25, index.articles)
+    def from_index(cls, index: Index, embedder: Embedder, diversify: bool = True) -> "Retriever":
+        return cls(index.passages, index.store, embedder, index.bm25, index.articles, diversify)
 
     def search(self, query: str, k: int, mode: str = "hybrid", candidates: int = 30,
                bm25_weight: float = 0.6, where: Filter | None = None,
-               vector: np.ndarray | None = None) -> list[Hit]:
-        """The k best passages; `vector` is the query's embedding when the caller has it."""
+               vector: np.ndarray | None = None, diversify: bool | None = None) -> list[Hit]:
+        """The k best passages; `vector` is the query's embedding when the caller has it;
+        `diversify` overrides the retriever's own choice."""
         n = min(max(k, candidates), len(self.passages))
+        keep = k if not (self.diversify if diversify is None else diversify) else n
         if mode == "bm25":
-            return self._hits(self.bm25_top(query, n, where), None, k)
-        dense = self.dense_top(query, n, where, vector)
-        if mode == "dense":
-            return self._hits(None, dense, k)
-        return fuse(self.bm25_top(query, n, where), dense, bm25_weight, _ByKey(self.passages), k)
+            hits = self._hits(self.bm25_top(query, n, where), None, keep)
+        elif mode == "dense":
+            hits = self._hits(None, self.dense_top(query, n, where, vector), keep)
+        else:
+            dense = self.dense_top(query, n, where, vector)
+            hits = fuse(self.bm25_top(query, n, where), dense, bm25_weight, _ByKey(self.passages), keep)
+        return diversified(hits, k) if keep > k else hits
 
     def bm25_top(self, query: str, n: int, where: Filter | None = None) -> dict[int, float]:
         if self.bm25 is None:
@@ -68,6 +80,21 @@ class Retriever:
         order = sorted(ranked, key=lambda i: -ranked[i])[:k]
         return [Hit(self.passages.by_key(i), ranked[i], dense=(dense or {}).get(i), bm25=(bm25 or {}).get(i))
                 for i in order]
+
+
+def diversified(hits: Sequence[Hit], k: int, threshold: float = SIMILARITY) -> list[Hit]:
+    """The k best hits, those repeating a better hit of another article placed last."""
+    chosen: list[tuple[Hit, frozenset[str]]] = []
+    held: list[Hit] = []
+    for hit in hits:
+        terms = terms_of(hit.passage.text)
+        if any(h.passage.doc_id != hit.passage.doc_id and repeats(terms, t, threshold) for h, t in chosen):
+            held.append(hit)
+        else:
+            chosen.append((hit, terms))
+        if len(chosen) == k:
+            break
+    return ([h for h, _ in chosen] + held)[:k]
 
 
 class _ByKey(Mapping[int, Passage]):

@@ -45,12 +45,17 @@ class Settings(BaseModel):
     passage_chars: int = 600  # chosen on the quality/prompt-size curve: bench/prompt_size.py, README
     passage_overlap: int = 1  # sentences repeated at the start of the next passage
 
+    # the corpus (`rag add`, the chat's upload box, `rag index`)
+    max_file_mb: float = 20.0  # larger files are refused by `rag add` and the upload, skipped by `rag index`
+    index_lock_wait: float = 60.0  # seconds a builder waits for another one to finish before giving up
+
     # retrieval
     retrieval: Literal["hybrid", "dense", "bm25"] = "hybrid"
     k: int = 3  # passages retrieved for the model
     window: int = 0  # sentences added on each side of a retrieved passage (rag/evidence.py)
     candidates: int = 30  # passages each retriever proposes before fusion
     bm25_weight: float = 0.6  # share of BM25 in the fused score, dense gets the rest
+    diversify: bool = True  # a passage repeating a better one of another article goes last (rag/retrieval.py)
     store: Literal["faiss", "milvus"] = "faiss"  # where passage vectors live (rag/stores/)
     milvus_uri: str | None = None  # a .db file (Milvus Lite; default index_dir/milvus.db) or http://host:19530
     milvus_token: SecretStr | None = None  # RAG_MILVUS_TOKEN, for a server that asks for one; never logged
@@ -116,6 +121,13 @@ class Settings(BaseModel):
     def _not_negative(cls, value: int) -> int:
         if value < 0:
             raise ValueError("doit être un entier positif ou nul")
+        return value
+
+    @field_validator("max_file_mb", "index_lock_wait")
+    @classmethod
+    def _limit(cls, value: float, info: ValidationInfo) -> float:
+        if value < 0 or (value == 0 and info.field_name == "max_file_mb"):
+            raise ValueError("doit être un nombre positif")
         return value
 
     @field_validator("port")

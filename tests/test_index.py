@@ -2,6 +2,7 @@
 the FAISS type chosen by size, BM25 saved and loaded (never rebuilt at start)."""
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def test_changed_settings_make_index_stale(settings: Settings):
 def test_rebuild_reembeds_only_changed_articles(settings: Settings):
     build_index(settings, log=quiet)
     path = next(settings.seeds_dir.glob("002_*.txt"))
-    path.write_text(path.read_text("utf-8") + "\n\nUn paragraphe ajouté à la fin.", "utf-8")
+    _edit_body(path)
     messages = []
     index = build_index(settings, log=messages.append)
     changed = sum(p.doc_id == path.stem for p in index.passages)
@@ -110,7 +111,7 @@ def test_big_corpus_gets_a_tuned_ivf_and_rebuilds_reuse_its_vectors(settings: Se
     assert record["unread_at_start"] == ["vectors.npy"]
     before = {h.passage.id for h in _retriever(built, settings).search("Meta dépense", 5, "dense")}
     path = next(settings.seeds_dir.glob("002_*.txt"))
-    path.write_text(path.read_text("utf-8") + "\n\nUn paragraphe ajouté à la fin.", "utf-8")
+    _edit_body(path)
     messages = []
     rebuilt = build_index(settings, log=messages.append)
     changed = sum(p.doc_id == path.stem for p in rebuilt.passages)
@@ -127,6 +128,13 @@ def test_removed_article_leaves_the_store(settings: Settings):
     assert gone.stem not in index.articles
     assert index.store.count() == len(index.passages)
     assert all(p.doc_id != gone.stem for p in index.passages)
+
+
+def _edit_body(path: Path) -> None:
+    """Change one sentence of the article's body (text after its footer would be cut off)."""
+    text = path.read_text("utf-8")
+    assert "65 milliards" in text
+    path.write_text(text.replace("65 milliards", "66 milliards"), "utf-8")
 
 
 def _retriever(index, settings: Settings):
@@ -163,3 +171,104 @@ def test_missing_corpus_folder(settings: Settings, tmp_path: Path):
     gone = settings.model_copy(update={"seeds_dir": tmp_path / "nulle-part"})
     with pytest.raises(RagError, match="introuvable"):
         build_index(gone, log=quiet)
+
+
+# ------------------------------------------------------------------ issue 12: ids, skipped files, groups, lock
+
+
+def test_unique_doc_ids_and_skipped_files_in_the_index(settings: Settings):
+    seeds = settings.seeds_dir
+    (seeds / "a.txt").write_text("Le zorglub mange des pommes chaque matin.", "utf-8")
+    (seeds / "a.md").write_text("# Zorglub\n\nLe zorglub boit du thé vert le soir.", "utf-8")
+    (seeds / "vide.txt").write_text("fermer\n\nPartager\n", "utf-8")
+    messages = []
+    index = build_index(settings, log=messages.append)
+    assert {"a", "a.md"} <= set(index.articles) and index.article("a.md").path == "a.md"
+    assert any(p.doc_id == "a.md" for p in index.passages) and any(p.doc_id == "a" for p in index.passages)
+    m = read_manifest(settings.index_dir)
+    assert m["skipped"]["vide.txt"]["reason"] == "vide après nettoyage"
+    assert "Fichier ignoré : vide.txt (vide après nettoyage)." in messages
+    assert load_index(settings).store.count() == len(index.passages)  # a skipped file does not make it stale
+    (seeds / "vide.txt").write_text("Le zorglub a enfin écrit un article.", "utf-8")
+    with pytest.raises(RagError, match="vide.txt"):
+        load_index(settings)  # the fixed file makes it stale
+
+
+def test_near_duplicate_groups_are_recorded(settings: Settings):
+    index = build_index(settings, log=quiet)
+    assert read_manifest(settings.index_dir)["duplicates"] == [["000_6aa0d2c1c64dd291", "001_7964a669a5581a1c"]]
+    assert index.copies("000_6aa0d2c1c64dd291") == ["001_7964a669a5581a1c"]
+    assert index.copies("002_dbf84de5b56e379c") == []
+
+
+def test_new_cleaning_rules_reembed_only_the_articles_they_change(settings: Settings):
+    build_index(settings, log=quiet)
+    manifest = json.loads((settings.index_dir / MANIFEST).read_text("utf-8"))
+    (settings.index_dir / MANIFEST).write_text(json.dumps({**manifest, "pipeline": 1}), "utf-8")
+    with pytest.raises(RagError, match="pipeline"):
+        load_index(settings)
+    messages = []
+    index = build_index(settings, log=messages.append)
+    assert f"{len(index.passages)} passages repris de l'index précédent, 0 à encoder avec fake." in messages
+
+
+def _hold_lock(settings: Settings, seconds: float, holding=None):
+    """Hold the builder lock in a thread for `seconds`; `holding` is set once it is held."""
+    import threading
+
+    from rag.index import index_lock
+
+    holding = holding or threading.Event()
+
+    def hold():
+        with index_lock(settings):
+            holding.set()
+            time.sleep(seconds)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    assert holding.wait(5)
+    return thread
+
+
+def test_a_second_builder_waits_then_stops_with_a_clear_message(settings: Settings):
+    build_index(settings, log=quiet)
+    thread = _hold_lock(settings, 1.5)
+    impatient = settings.model_copy(update={"index_lock_wait": 0.3})
+    started = time.monotonic()
+    with pytest.raises(RagError, match=r"déjà en construction par un autre processus \(\d+\).*0.3 s"):
+        build_index(impatient, log=quiet)
+    assert 0.3 <= time.monotonic() - started < 1.4
+    assert load_index(settings).store.count() > 5  # readers are never blocked
+    thread.join()
+
+
+def test_a_second_builder_that_waits_long_enough_builds(settings: Settings):
+    thread = _hold_lock(settings, 0.5)
+    assert build_index(settings, log=quiet).store.count() > 5
+    thread.join()
+
+
+def test_the_lock_is_reentrant_within_one_builder(settings: Settings):
+    from rag.index import index_lock
+
+    with index_lock(settings.model_copy(update={"index_lock_wait": 0})):
+        assert build_index(settings.model_copy(update={"index_lock_wait": 0}), log=quiet).passages
+
+
+def test_a_reader_meeting_a_replaced_build_reads_the_new_one(settings: Settings, monkeypatch):
+    build_index(settings, log=quiet)
+    import rag.index as index_module
+
+    real, calls = index_module._load, []
+
+    def racing(s, check_corpus):
+        calls.append(1)
+        if len(calls) == 1:  # another process finishes a build while this reader starts
+            (settings.seeds_dir / "005_nouveau.txt").write_text("Un article de plus sur Meta.", "utf-8")
+            build_index(settings, log=quiet)
+            raise RagError("Index corrompu : fichier manquant (build remplacé)")
+        return real(s, check_corpus)
+
+    monkeypatch.setattr(index_module, "_load", racing)
+    assert "005_nouveau" in load_index(settings).articles  # read again, not the error

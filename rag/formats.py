@@ -1,0 +1,213 @@
+"""Turning a file of each supported format into plain text, with the title and date the
+file itself states.
+
+- `.txt`: the text as written (UTF-8, UTF-16 with its mark, else Windows-1252);
+- `.md`: headings, links and emphasis reduced to their words, the first heading as title;
+- `.html` / `.htm`: the main text found by trafilatura (menus, scripts, styles, comments
+  and sidebars left out), title and date from the page's metadata; a page too small for
+  trafilatura is read by a plain tag stripper that skips scripts, styles and navigation;
+- `.pdf`: pypdf's text of each page, lines re-joined into paragraphs (a PDF breaks lines
+  where the page does, not where sentences end), title and creation date from the
+  document's metadata when present.
+
+A file that is not what its name says (binary bytes in a `.txt`, a damaged PDF) raises
+a RagError naming the problem in French. Cleaning the text (page furniture, teasers,
+footers) is rag/articles.py's job; scanned PDFs (pictures of text, no OCR) and other
+formats (.docx, .odt, .epub) are left out.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import logging
+import re
+from dataclasses import dataclass
+from html.parser import HTMLParser
+
+from rag.errors import RagError
+
+log = logging.getLogger(__name__)
+
+SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+# left out of an HTML page before trafilatura looks for its main text (it keeps them on small pages)
+PRUNE = ["//nav", "//aside", "//form", "//noscript", "//iframe", "//template"]
+BINARY_SHARE = 0.01  # control characters beyond this share: bytes, not text
+_SENTENCE_END = tuple(".!?…:;»\")")
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A file's text before cleaning, and what its format says about it."""
+
+    text: str
+    title: str | None = None
+    date: str | None = None  # "YYYY-MM-DD" or "YYYY-MM"
+
+
+def read_raw(data: bytes, suffix: str) -> Raw:
+    """The text of a file's bytes, read as its suffix says."""
+    suffix = suffix.lower()
+    if suffix == ".pdf":
+        return pdf_text(data)
+    text = decode(data)
+    if suffix in (".html", ".htm"):
+        return html_text(text)
+    if suffix == ".md":
+        return markdown_text(text)
+    return Raw(text)
+
+
+def decode(data: bytes) -> str:
+    """Bytes to text: a UTF-16 byte-order mark, else UTF-8, else Windows-1252; refuses binary."""
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        candidates = ("utf-16",)
+    elif b"\x00" in data[:65536]:  # text never holds NUL bytes; images, archives, executables do
+        raise RagError("fichier binaire, pas du texte")
+    else:
+        candidates = ("utf-8-sig", "cp1252")
+    for encoding in candidates:
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if len(_CONTROL.findall(text)) > BINARY_SHARE * max(len(text), 1):
+            raise RagError("fichier binaire, pas du texte")
+        return text
+    raise RagError("encodage inconnu (ni UTF-8, ni UTF-16, ni Windows-1252)")
+
+
+def markdown_text(text: str) -> Raw:
+    title = None
+    out = []
+    for line in text.splitlines():
+        if m := re.match(r"^#{1,6}\s+(.*)", line):
+            line = m.group(1)
+            title = title or line.strip()
+        line = re.sub(r"!\[[^\]]*\]\([^)]*\)", "", line)  # images
+        line = re.sub(r"\[([^\]]+)\]\([^)]*\)", r"\1", line)  # links keep their text
+        line = re.sub(r"(\*\*|__|\*|_|`)(\S.*?\S|\S)\1", r"\2", line)
+        out.append(line)
+    return Raw("\n".join(out), title)
+
+
+def html_text(text: str) -> Raw:
+    """The page's main text by trafilatura, or by the plain stripper when it finds none."""
+    import trafilatura
+
+    try:
+        doc = trafilatura.bare_extraction(text, with_metadata=True, include_comments=False,
+                                          include_tables=True, include_images=False, prune_xpath=PRUNE)
+    except Exception as exc:  # a parser failure on odd markup: the plain stripper still reads it
+        log.warning("trafilatura n'a pas pu lire la page (%s) : lecture simple", exc)
+        doc = None
+    title, body = _strip_tags(text)
+    if doc is None or not (doc.text or "").strip():
+        return Raw(body, title)
+    return Raw(doc.text, doc.title or title, _day(doc.date))
+
+
+def _day(date: str | None) -> str | None:
+    found = re.match(r"\d{4}-\d{2}(?:-\d{2})?", date or "")
+    return found.group(0) if found else None
+
+
+class _HTMLText(HTMLParser):
+    BLOCKS = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section",
+              "article", "header", "footer", "blockquote", "ul", "ol", "title"}
+    SKIP = {"script", "style", "noscript", "nav", "aside", "form", "iframe", "svg", "template"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.skipping = 0
+        self.title: str | None = None
+        self._in_title = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP:
+            self.skipping += 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+        self._in_title = tag in ("title", "h1") and self.title is None
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP and self.skipping:
+            self.skipping -= 1
+        elif tag in self.BLOCKS:
+            self.parts.append("\n")
+        self._in_title = False
+
+    def handle_data(self, data):
+        if self.skipping:
+            return
+        if self._in_title and data.strip():
+            self.title = " ".join(data.split())
+            return  # the title goes in Article.title, not twice in the body
+        self.parts.append(data)
+
+
+def _strip_tags(text: str) -> tuple[str | None, str]:
+    parser = _HTMLText()
+    parser.feed(text)
+    parser.close()
+    return parser.title, html.unescape("".join(parser.parts))
+
+
+def pdf_text(data: bytes) -> Raw:
+    """Each page's text, re-joined into paragraphs; title and date from the metadata."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise RagError("PDF protégé par un mot de passe")
+        pages = [reflow(page.extract_text() or "") for page in reader.pages]
+        meta = reader.metadata
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as exc:
+        raise RagError(f"PDF illisible ({type(exc).__name__})") from None
+    if not any(pages):
+        raise RagError("PDF sans texte (pages scannées ? la reconnaissance de caractères n'est pas faite)")
+    return Raw("\n\n".join(p for p in pages if p), _meta_title(meta), _meta_date(meta))
+
+
+def _meta_title(meta) -> str | None:
+    title = str(meta.title).strip() if meta is not None and meta.title else ""
+    return title or None
+
+
+def _meta_date(meta) -> str | None:
+    try:
+        created = meta.creation_date if meta is not None else None
+    except (ValueError, TypeError):  # a malformed /CreationDate string
+        return None
+    return created.strftime("%Y-%m-%d") if created else None
+
+
+def reflow(page: str) -> str:
+    """A PDF page's lines joined into paragraphs: a line ending a sentence ends its
+    paragraph when the next one starts like a new one; a word cut by a hyphen is rejoined."""
+    paragraphs: list[str] = []
+    current = ""
+    for line in (raw.strip() for raw in page.splitlines()):
+        if not line:
+            current = _flush(paragraphs, current)
+        elif not current:
+            current = line
+        elif current.endswith(_SENTENCE_END) and re.match(r"[«\"(•·\-–—\dA-ZÀ-Ý]", line):
+            paragraphs.append(current)
+            current = line
+        elif re.search(r"\w-$", current) and line[:1].islower():
+            current = current[:-1] + line
+        else:
+            current = f"{current} {line}"
+    _flush(paragraphs, current)
+    return "\n".join(paragraphs)
+
+
+def _flush(paragraphs: list[str], current: str) -> str:
+    if current:
+        paragraphs.append(current)
+    return ""
