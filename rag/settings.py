@@ -55,7 +55,7 @@ class Settings(BaseModel):
     window: int = 0  # sentences added on each side of a retrieved passage (rag/evidence.py)
     candidates: int = 30  # passages each retriever proposes before fusion
     bm25_weight: float = 0.6  # share of BM25 in the fused score, dense gets the rest
-    diversify: bool = True  # a passage repeating a better one of another article goes last (rag/retrieval.py)
+    diversify: bool = False  # a passage repeating a better one of another article goes last (rag/retrieval.py)
     store: Literal["faiss", "milvus"] = "faiss"  # where passage vectors live (rag/stores/)
     milvus_uri: str | None = None  # a .db file (Milvus Lite; default index_dir/milvus.db) or http://host:19530
     milvus_token: SecretStr | None = None  # RAG_MILVUS_TOKEN, for a server that asks for one; never logged

@@ -64,15 +64,15 @@ def test_passages_of_one_article_are_never_held_back():
 
 
 @pytest.mark.parametrize("mode", ["dense", "bm25", "hybrid"])
-def test_the_retriever_diversifies_unless_told_not_to(settings, mode):
+def test_the_retriever_diversifies_when_told_to(settings, mode):
     seeds = settings.seeds_dir
     (seeds / "a.txt").write_text(f"{STORY}\n\n{OTHER}", "utf-8")
     (seeds / "b.txt").write_text(f"{RETOLD}\n\nLe zorglub mange des pommes.", "utf-8")
     index = build_index(settings.model_copy(update={"passage_chars": 200}), log=lambda *_: None)
-    retriever = Retriever.from_index(index, get_embedder(settings))
+    retriever = Retriever.from_index(index, get_embedder(settings), diversify=True)
     question = "Combien Meta prévoit-elle de dépenser en intelligence artificielle pour rattraper son retard ?"
     plain = retriever.search(question, 2, mode, diversify=False)
     assert {h.passage.doc_id for h in plain} == {"a", "b"}  # the story twice
     shown = retriever.search(question, 2, mode)
     assert len({h.passage.doc_id for h in shown}) == 2 and not repeats(*(terms_of(h.passage.text) for h in shown))
-    assert Retriever.from_index(index, get_embedder(settings), diversify=False).search(question, 2, mode) == plain
+    assert Retriever.from_index(index, get_embedder(settings)).search(question, 2, mode) == plain  # off by default
