@@ -7,19 +7,25 @@ every verdict is recorded, by name, in `Answer.checks`:
 
 1. refusal    the model refused: the answer opens as a refusal, in any wording (an answer
               that merely contains « ne précise pas » is not one);
-2. markers    markers of passages the model was not given are dropped;
+2. markers    markers of passages the model was not given are dropped; an extract number
+              used as a value (« [3] millions ») is no answer;
 3. cited      an answer without a marker is tied to the passage it copies from, or refused;
 4. repointed  a marker moves to the passage that holds the answer's words when the cited
               one holds fewer;
-5. complete   the answer holds the kind of thing asked for — a number for « combien »,
-              a date for « quand » — when its evidence has one;
-6. grounded   every number of the answer is in its cited passages or the question, every
+5. complete   the answer holds the kind of thing asked for: a number for « combien »,
+              a date for « quand » (« Elon Musk a payé pour acheter Twitter » is none);
+6. adds       the answer says something the question does not (« Nvidia a chuté à cause
+              de DeepSeek » does not answer « De combien… »);
+7. grounded   every number of the answer is in its cited passages or the question, every
               name in their articles (« Markus Klarner » found nowhere is an invention;
               « Mark » Zuckerberg, named so at the top of the article, is not);
-7. verified   asked again on the cited evidence alone, the model says « oui »: P(oui)
+8. aligned    a figure of the answer comes from a sentence that, with its neighbours,
+              names what the question names (not the « 180 000 » subscribers of Twitter
+              Blue for « Combien d'utilisateurs compte Instagram Reels ? »);
+9. verified   asked again on the cited evidence alone, the model says « oui »: P(oui)
               against P(non) at least `min_p_yes`, or a clear « oui » from a backend
               without probabilities (« No », « Faux », an empty reply confirm nothing);
-8. confident  the model's own first-token probability of refusing, measured before it
+10. confident  the model's own first-token probability of refusing, measured before it
               wrote, is at most `max_p_refuse`.
 The thresholds of 7 and 8 are calibrated on the reference set's dev split
 (bench/calibrate.py). Reading markers and finding supporting sentences is citations.py's.
@@ -33,6 +39,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from rag import citations
+from rag.passages import split_sentences
 from rag.prompts import render
 from rag.records import Hit
 from rag.text import STOPWORDS, fold, terms
@@ -67,6 +74,8 @@ _QUANTITY_WORDS = set(_NUMBER_WORDS) | {"million", "millions", "milliard", "mill
 _MONTHS = set("""janvier fevrier mars avril mai juin juillet aout septembre octobre novembre decembre
     lundi mardi mercredi jeudi vendredi samedi dimanche hier aujourd'hui demain""".split())
 _MARKER = re.compile(r"\s*\[\d+\]")
+_MARKER_AS_VALUE = re.compile(r"\[\d+\]\s*(?:[%$€]|(?:millions?|milliards?|mille|dollars?|euros?|ans|heures|jours|mois)\b)",
+                              re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -117,7 +126,7 @@ def run(draft: Draft, checks: Sequence[Check]) -> Outcome:
 def standard(llm, prompts_dir: Path, verify: bool = True, min_p_yes: float = 0.5,
              max_p_refuse: float = 1.0) -> list[Check]:
     """The checks of the module docstring, in their order, with these thresholds."""
-    checks: list[Check] = [refusal, markers, cited, repointed, complete, grounded]
+    checks: list[Check] = [refusal, markers, cited, repointed, complete, adds, grounded, aligned]
     if verify:
         checks.append(lambda d: verified(d, llm, prompts_dir, min_p_yes))
     checks.append(lambda d: confident(d, max_p_refuse))
@@ -134,6 +143,8 @@ def refusal(draft: Draft) -> tuple[Draft, Verdict]:
 
 
 def markers(draft: Draft) -> tuple[Draft, Verdict]:
+    if misused := _MARKER_AS_VALUE.search(draft.text):
+        return draft, Verdict("markers", False, f"« {misused.group(0).strip()} » : un numéro d'extrait pris pour une valeur")
     given = len(draft.hits)
     dropped = [n for n in citations.cited_numbers(draft.text) if not 1 <= n <= given]
     return replace(draft, text=citations.clean_markers(draft.text, given)), Verdict("markers", True, dropped or None)
@@ -156,15 +167,26 @@ def repointed(draft: Draft) -> tuple[Draft, Verdict]:
 
 
 def complete(draft: Draft) -> tuple[Draft, Verdict]:
-    """A « combien » answer without a quantity, or a « quand » answer without a date, when
-    the cited evidence holds one, is no answer (« Elon Musk a payé pour acheter Twitter »)."""
+    """A « combien » answer without a quantity, or a « quand » answer without a date, is no
+    answer, whatever the passages hold (off the corpus, they hold none)."""
     wants = "quantité" if _QUANTITY.match(draft.question) else "date" if _WHEN.match(draft.question) else None
     if wants is None:
         return draft, Verdict("complete", True)
     has = _has_quantity if wants == "quantité" else _has_date
-    evidence = " ".join(p.text for p in cited_passages(draft))
-    ok = has(strip_markers(draft.text)) or not has(evidence)
+    ok = has(strip_markers(draft.text))
     return draft, Verdict("complete", ok, None if ok else f"{wants} absente de la réponse")
+
+
+def adds(draft: Draft) -> tuple[Draft, Verdict]:
+    """The answer's content words that the question does not have; a first name put before
+    one of the question's names (« Elon » Musk for « Musk ») adds nothing, a word after it
+    does (« Meta AI » for « l'IA que Meta… »)."""
+    asked = set(terms(draft.question)) | _tokens(draft.question)
+    answer = strip_markers(draft.text)
+    extended = {t for run in _name_runs(answer) for t in _before_asked(terms(run), asked)}
+    said = [*terms(answer), *(w.lower() for w in re.findall(r"\b[A-Z][A-Z0-9]+\b|\d+", answer))]  # « AI », « 2024 »
+    new = [t for t in dict.fromkeys(said) if t not in asked and t not in extended]
+    return draft, Verdict("adds", bool(new), None if new else "la réponse ne fait que reprendre la question")
 
 
 def grounded(draft: Draft) -> tuple[Draft, Verdict]:
@@ -179,6 +201,43 @@ def grounded(draft: Draft) -> tuple[Draft, Verdict]:
     missing = [w for w in _names_and_numbers(strip_markers(draft.text))
                if not _known(w, numbers if w[0].isdigit() else names)]
     return draft, Verdict("grounded", not missing, missing or None)
+
+
+def aligned(draft: Draft) -> tuple[Draft, Verdict]:
+    """Each figure of the answer must come from a sentence of a cited article that, with the
+    sentence before and after it, names something the question names. A question that names
+    nothing, or a figure found nowhere (grounded's business), passes."""
+    names = set(_question_names(draft.question))
+    if not names:
+        return draft, Verdict("aligned", True)
+    texts = [draft.articles.get(p.doc_id) or p.text for p in cited_passages(draft)]
+    stray = [n for n in _names_and_numbers(strip_markers(draft.text))
+             if n[0].isdigit() and _near_names(n, texts, names) is False]
+    return draft, Verdict("aligned", not stray, stray or None)
+
+
+def _near_names(number: str, texts: Sequence[str], names: set[str]) -> bool | None:
+    """True if a sentence holding `number` has one of `names` within one sentence of its
+    paragraph, False if sentences hold it but none does, None if no sentence holds it."""
+    seen = False
+    for text in texts:
+        sentences = split_sentences(text)
+        for i, (start, end) in enumerate(sentences):
+            if number in _tokens(text[start:end]):
+                seen = True
+                if names & _tokens(_with_neighbours(text, sentences, i)):
+                    return True
+    return False if seen else None
+
+
+def _with_neighbours(text: str, sentences: list[tuple[int, int]], i: int) -> str:
+    """Sentence i with the one before and the one after, when they are in its paragraph."""
+    start, end = sentences[i]
+    if i > 0 and "\n" not in text[sentences[i - 1][1]:start]:
+        start = sentences[i - 1][0]
+    if i + 1 < len(sentences) and "\n" not in text[end:sentences[i + 1][0]]:
+        end = sentences[i + 1][1]
+    return text[start:end]
 
 
 def _known(word: str, known: set[str]) -> bool:
@@ -258,6 +317,24 @@ def _names_and_numbers(answer: str) -> list[str]:
 
 _OPENERS = STOPWORDS | {"selon", "depuis", "lors", "oui", "non", "cela", "ceci", "grace", "malgre", "parmi",
                         "pendant", "outre", "contrairement", "finalement", "ensuite", "enfin", "aujourd"}
+
+
+def _question_names(question: str) -> list[str]:
+    """Folded name-like words of a question (a capital letter, not its first word)."""
+    words = re.findall(r"[^\W\d_]+(?:['’][^\W\d_]+)?", question)
+    found = [fold(w).split("'")[-1] for i, w in enumerate(words) if i > 0 and any(c.isupper() for c in w)]
+    return [w for w in dict.fromkeys(found) if len(w) > 1 and w not in STOPWORDS]
+
+
+def _before_asked(run: list[str], asked: set[str]) -> list[str]:
+    """The words of a name that come before its last word the question has."""
+    last = max((i for i, t in enumerate(run) if t in asked), default=-1)
+    return run[:last]
+
+
+def _name_runs(text: str) -> list[str]:
+    """Runs of consecutive capitalised words: « Elon Musk », « Business Insider »."""
+    return re.findall(r"(?:\b[A-ZÀ-Ý][\w'’-]*(?:\s+|$)){1,4}", text)
 
 
 def _has_quantity(text: str) -> bool:

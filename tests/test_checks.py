@@ -68,9 +68,40 @@ def test_an_answer_lacking_the_asked_quantity_or_date_is_incomplete(question, te
     assert verdict.passed is ok
 
 
-def test_no_quantity_is_required_when_the_evidence_has_none():
+def test_a_quantity_is_required_even_when_the_evidence_has_none():
+    """Off the corpus, the passages hold no figure either: « il a payé cher » answers nothing."""
     _, verdict = checks.complete(Draft("Il a payé cher [1].", "Combien a-t-il payé ?", hits("Il a payé cher.")))
-    assert verdict.passed
+    assert not verdict.passed
+
+
+@pytest.mark.parametrize("question, text, ok", [
+    ("De combien la valorisation de Nvidia a-t-elle chuté ?", "La valorisation de Nvidia a chuté [1].", False),
+    ("Quel journaliste de Business Insider a obtenu l'audio ?", "Business Insider a obtenu l'audio [1].", False),
+    ("Quel laboratoire Musk veut-il créer ?", "Elon Musk veut créer un laboratoire [1].", False),  # « Elon » extends Musk
+    ("Qui dirige la sécurité de Meta ?", "Guy Rosen dirige la sécurité de Meta [1].", True),
+    ("Quel média a obtenu la note ?", "The Verge [1].", True),
+    ("Comment s'appelle l'IA que Meta veut rendre plus pertinente ?", "Meta AI [1].", True),
+])
+def test_an_answer_must_add_something_to_the_question(question, text, ok):
+    assert checks.adds(Draft(text, question, hits(MEETING)))[1].passed is ok
+
+
+def test_a_figure_must_come_from_a_sentence_about_what_the_question_names():
+    article = ("Twitter Blue coûte 11 $ par mois. Quelque 180 000 personnes y sont abonnées.\n\n"
+               "Meta a présenté Instagram Reels. Le format plaît aux jeunes.")
+    answer = Draft("Instagram Reels compte 180 000 utilisateurs [1].", "Combien d'utilisateurs compte Instagram Reels ?",
+                   hits(article), articles={"d0": article})
+    assert checks.aligned(answer)[1].detail == ["180", "000"]
+    right = Draft("Twitter Blue compte 180 000 abonnés [1].", "Combien d'abonnés compte Twitter Blue ?",
+                  answer.hits, articles=answer.articles)
+    assert checks.aligned(right)[1].passed
+    unnamed = Draft("180 000 abonnés [1].", "Combien d'abonnés y a-t-il ?", answer.hits, articles=answer.articles)
+    assert checks.aligned(unnamed)[1].passed  # the question names nothing to align with
+
+
+def test_an_extract_number_used_as_a_value_is_no_answer():
+    assert not checks.markers(draft("Meta a dépensé [3] millions de dollars [2]."))[1].passed
+    assert checks.markers(draft("Meta a dépensé 3 millions de dollars [2]."))[1].passed
 
 
 def test_names_and_numbers_found_nowhere_are_inventions():

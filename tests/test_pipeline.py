@@ -106,7 +106,8 @@ def test_probabilities_decide_when_the_backend_gives_them(pipeline):
     answer = pipeline.ask(question)
     assert not answer.refused and answer.checks["p_refuse"] == pytest.approx(0.05)
     assert [v["check"] for v in answer.checks["verdicts"]] == [
-        "refusal", "markers", "cited", "repointed", "complete", "grounded", "verified", "confident"]
+        "refusal", "markers", "cited", "repointed", "complete", "adds", "grounded", "aligned", "verified",
+        "confident"]
     strict = pipeline.with_settings(pipeline.settings.model_copy(update={"min_p_yes": 0.99}))
     assert strict.ask(question).checks["refusal"] == "verified"
     wary = pipeline.with_settings(pipeline.settings.model_copy(update={"max_p_refuse": 0.01}))
