@@ -10,7 +10,9 @@ pair of thresholds on a grid, the answers they would have refused become refusal
 the set is scored with the eval's own functions. Printed: the pairs on the frontier (no
 other pair has more key facts, more refusals of off-corpus questions and fewer wrong
 refusals), and the chosen pair — most refusals of off-corpus questions with wrong
-refusals <= --max-wrong, then most key facts. Writes out/calibration.json.
+refusals <= --max-wrong, then most key facts; when no pair keeps wrong refusals that low
+(the deterministic checks alone may refuse more), the pair with the most refusals minus
+wrong refusals. Writes out/calibration.json.
 Calibrate on dev only: the test split is for reporting.
 """
 
@@ -63,7 +65,9 @@ def frontier(points: list[dict]) -> list[dict]:
 
 
 def choose(points: list[dict], max_wrong: float) -> dict:
-    allowed = [p for p in points if p["wrong_refusals"] <= max_wrong] or points
+    allowed = [p for p in points if p["wrong_refusals"] <= max_wrong]
+    if not allowed:  # every pair refuses too many answerable questions: the best trade-off
+        return max(points, key=lambda p: (p["refusals"] - p["wrong_refusals"], p["key_facts"]))
     return max(allowed, key=lambda p: (p["refusals"], p["key_facts"], -p["min_p_yes"], p["max_p_refuse"]))
 
 

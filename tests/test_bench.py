@@ -194,3 +194,27 @@ def _in_bench_path(fn):
         return fn()
     finally:
         sys.path.remove(str(PROJECT_ROOT / "bench"))
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", PROJECT_ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _point(y, r, refusals, wrong, key_facts=0.5):
+    return {"min_p_yes": y, "max_p_refuse": r, "refusals": refusals, "wrong_refusals": wrong,
+            "key_facts": key_facts, "cites_evidence": key_facts}
+
+
+def test_calibration_takes_the_most_refusals_within_the_wrong_refusal_budget():
+    calibrate = _load("calibrate")
+    points = [_point(0.0, 1.0, 0.5, 0.02), _point(0.7, 1.0, 0.8, 0.05), _point(0.9, 1.0, 0.95, 0.2)]
+    assert calibrate.choose(points, max_wrong=0.05) == points[1]
+
+
+def test_calibration_without_a_pair_in_budget_takes_the_best_trade_off_not_the_most_refusals():
+    calibrate = _load("calibrate")
+    points = [_point(0.0, 1.0, 0.3, 0.08), _point(0.7, 1.0, 0.8, 0.10), _point(0.99, 1.0, 1.0, 0.6)]
+    assert calibrate.choose(points, max_wrong=0.05) == points[1]
