@@ -13,7 +13,9 @@ every verdict is recorded, by name, in `Answer.checks`:
 4. repointed  a marker moves to the passage that holds the answer's words when the cited
               one holds fewer;
 5. complete   the answer holds the kind of thing asked for: a number for « combien »,
-              a date for « quand » (« Elon Musk a payé pour acheter Twitter » is none);
+              a sum of money when a price or a cost is asked, a count rather than only a
+              percentage for « combien de… », a date for « quand » (« Elon Musk a payé
+              pour acheter Twitter » is none);
 6. adds       the answer says something the question does not (« Nvidia a chuté à cause
               de DeepSeek » does not answer « De combien… »);
 7. grounded   every number of the answer is in its cited passages or the question, every
@@ -71,6 +73,16 @@ _NUMBER_WORDS = {"un": "1", "une": "1", "deux": "2", "trois": "3", "quatre": "4"
 _QUANTITY_WORDS = set(_NUMBER_WORDS) | {"million", "millions", "milliard", "milliards", "moitie", "tiers",
                                         "quart", "dizaine", "dizaines", "centaine", "centaines", "millier",
                                         "milliers", "double", "triple", "aucun", "aucune"}
+# A sum of money is asked for: the answer must carry one (« près d'une décennie » is no price)
+_MONEY_ASKED = re.compile(r"\b(?:pa[yi](?:é|ée|és|ées|er|e|es|ent|ait|aient|a|era|eront)|co[uû]t\w*|d[ée]pens\w*|investi\w*|prix|montant|tarif\w*|salaires?"
+                          r"|budgets?|sommes?|amendes?|chiffre d'affaires|valorisation|vendu\w* pour|rachet\w* pour)\b",
+                          re.IGNORECASE)
+_MONEY = re.compile(r"[$€£]|\b(?:dollars?|euros?|livres?|francs?|yuans?|yens?|millions?|milliards?|mds?|k€|m€)\b",
+                    re.IGNORECASE)
+# « Combien d'Européens… » counts people: a percentage alone does not say how many
+_COUNT_ASKED = re.compile(r"^\W*(?:à |de )?combien (?:de |d')", re.IGNORECASE)
+_SHARE_ASKED = re.compile(r"\b(?:pourcentage|part|proportion|taux|pour ?cent|%)", re.IGNORECASE)
+_PERCENT = re.compile(r"\d+(?:[.,]\d+)?\s*(?:%|pour ?cent)")
 _MONTHS = set("""janvier fevrier mars avril mai juin juillet aout septembre octobre novembre decembre
     lundi mardi mercredi jeudi vendredi samedi dimanche hier aujourd'hui demain""".split())
 _MARKER = re.compile(r"\s*\[\d+\]")
@@ -172,9 +184,19 @@ def complete(draft: Draft) -> tuple[Draft, Verdict]:
     wants = "quantité" if _QUANTITY.match(draft.question) else "date" if _WHEN.match(draft.question) else None
     if wants is None:
         return draft, Verdict("complete", True)
-    has = _has_quantity if wants == "quantité" else _has_date
-    ok = has(strip_markers(draft.text))
-    return draft, Verdict("complete", ok, None if ok else f"{wants} absente de la réponse")
+    text = strip_markers(draft.text)
+    if wants == "date":
+        ok = _has_date(text)
+        return draft, Verdict("complete", ok, None if ok else "date absente de la réponse")
+    if not _has_quantity(text):
+        missing = "quantité absente de la réponse"
+    elif _MONEY_ASKED.search(draft.question) and not _MONEY.search(text):
+        missing = "somme d'argent absente de la réponse"
+    elif _only_percentages(text, draft.question):
+        missing = "un pourcentage au lieu d'un nombre"
+    else:
+        missing = None
+    return draft, Verdict("complete", missing is None, missing)
 
 
 def adds(draft: Draft) -> tuple[Draft, Verdict]:
@@ -339,6 +361,14 @@ def _name_runs(text: str) -> list[str]:
 
 def _has_quantity(text: str) -> bool:
     return bool(re.search(r"\d", text)) or bool(set(re.findall(r"\w+", fold(text))) & _QUANTITY_WORDS)
+
+
+def _only_percentages(text: str, question: str) -> bool:
+    """« Combien de X » answered by percentages only (the question asks for no share)."""
+    if not _COUNT_ASKED.match(question) or _SHARE_ASKED.search(question):
+        return False
+    numbers = re.findall(r"\d+(?:[.,]\d+)?", _PERCENT.sub("", text))
+    return bool(_PERCENT.search(text)) and not numbers
 
 
 def _has_date(text: str) -> bool:

@@ -62,6 +62,14 @@ def test_an_uncited_answer_is_tied_to_its_passage_or_refused():
     ("Quand Guy Rosen a-t-il écrit sa note ?", "Guy Rosen a écrit une note [1].", False),
     ("Quand Guy Rosen a-t-il écrit sa note ?", "En janvier [1].", True),
     ("Qui a écrit la note ?", "Guy Rosen [1].", True),  # nothing asked for that can be counted
+    # a price asks for money, a count for a number of things
+    ("Combien Meta a-t-elle payé pour racheter Instagram ?", "Meta a payé près d'une décennie [1].", False),
+    ("Combien Meta a-t-elle payé pour racheter Instagram ?", "Meta a payé un milliard [1].", True),
+    ("Quel est le prix du forfait ?", "Le forfait coûte 11 $ par mois [1].", True),
+    ("Combien de pays ont signé ?", "Douze pays ont signé [1].", True),  # « pays » is no payment
+    ("Combien d'Européens Pew Research a-t-il interrogés ?", "Pew Research a interrogé 64 % des Européens [1].", False),
+    ("Combien d'Européens Pew Research a-t-il interrogés ?", "2 000 Européens, dont 64 % de Français [1].", True),
+    ("Quel pourcentage d'Européens utilise Meta AI ?", "64 % des Européens [1].", True),
 ])
 def test_an_answer_lacking_the_asked_quantity_or_date_is_incomplete(question, text, ok):
     _, verdict = checks.complete(Draft(text, question, hits(TWITTER + " " + MEETING)))
