@@ -15,10 +15,10 @@ import re
 from typing import Sequence
 
 from rag.chat import Turn
+from rag.citations import ONE_MARKER
 from rag.index import Index
 from rag.records import Citation
 
-_MARKER = re.compile(r"\[(\d+)\]")
 EMPTY_SOURCES = '<p class="rag-empty">Les sources de chaque réponse s\'afficheront ici.</p>'
 NO_SOURCE = "Aucune source : le corpus ne contient pas de quoi répondre à cette question."
 STOPPED = "réponse interrompue"
@@ -71,7 +71,7 @@ document.addEventListener("click", function (event) {
 def answer_html(text: str, turn: int) -> str:
     """The answer, escaped, its [n] markers turned into links to the turn's cards."""
     escaped = html.escape(text).replace("\n", "<br>")
-    return _MARKER.sub(lambda m: _cite_link(turn, int(m.group(1))), escaped)
+    return ONE_MARKER.sub(lambda m: _cite_link(turn, int(m.group(1))), escaped)
 
 
 def _cite_link(turn: int, n: int) -> str:

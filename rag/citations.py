@@ -17,8 +17,16 @@ from rag.passages import split_sentences
 from rag.records import Citation, Hit
 from rag.text import terms
 
-# [1]  [1, 2]  [1][3]  [1-2]  [Extrait 2]
-_MARKER = re.compile(r"\[(?:extraits?\s*)?(\d+(?:\s*[,;et-]+\s*\d+)*)\]", re.IGNORECASE)
+# Any marker the model writes: [1]  [1, 2]  [1][3]  [1-2]  [Extrait 2]
+MARKER = re.compile(r"\[(?:extraits?\s*)?(\d+(?:\s*[,;et-]+\s*\d+)*)\]", re.IGNORECASE)
+# A marker as an answer carries it once `clean_markers` has run: [3]
+ONE_MARKER = re.compile(r"\[(\d+)\]")
+_SPACED_MARKER = re.compile(r"\s*" + ONE_MARKER.pattern)
+
+
+def strip_markers(text: str) -> str:
+    """The answer as it is read and measured: [n] markers out, spaces collapsed."""
+    return " ".join(_SPACED_MARKER.sub("", text).split())
 
 
 def marker_numbers(marker: str) -> list[int]:
@@ -32,7 +40,7 @@ def marker_numbers(marker: str) -> list[int]:
 def cited_numbers(text: str) -> list[int]:
     """All numbers cited in `text`, in order of first appearance."""
     seen: list[int] = []
-    for match in _MARKER.finditer(text):
+    for match in MARKER.finditer(text):
         for n in marker_numbers(match.group(1)):
             if n not in seen:
                 seen.append(n)
@@ -45,7 +53,7 @@ def clean_markers(text: str, valid: int) -> str:
         kept = [n for n in marker_numbers(match.group(1)) if 1 <= n <= valid]
         return "".join(f"[{n}]" for n in dict.fromkeys(kept))
 
-    text = _MARKER.sub(repl, text)
+    text = MARKER.sub(repl, text)
     # « phrase. [1] » -> « phrase [1]. »: a marker belongs to the sentence before it
     text = re.sub(r"([.!?])[ \t]*((?:\[\d+\])+)([.!?]?)", r" \2\1", text)  # « Inc. [1]. » ends once
     return re.sub(r"[ \t]+([.,;!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()
@@ -61,7 +69,7 @@ def repoint(text: str, hits: Sequence[Hit], question: str = "") -> str:
             scores = [support(h.passage.text, sentence, question)[1] for h in hits]
             best = max(range(len(hits)), key=lambda i: scores[i]) + 1
             if scores[best - 1] > max(scores[n - 1] for n in numbers):
-                sentence = _MARKER.sub("", sentence)
+                sentence = MARKER.sub("", sentence)
                 sentence = clean_markers(re.sub(r"([.!?]?)$", f" [{best}]\\1", sentence, count=1), len(hits))
         out.append(sentence)
     return " ".join(out)
@@ -89,7 +97,7 @@ def support(passage_text: str, claim: str, question: str = "") -> tuple[tuple[in
     """(span, score) of the passage sentence sharing most terms with `claim`. Numbers
     count double (the facts most often asked for); terms the claim merely repeats from
     the question count half (every retrieved passage tends to have them)."""
-    wanted = set(terms(_MARKER.sub(" ", claim)))
+    wanted = set(terms(MARKER.sub(" ", claim)))
     asked = set(terms(question))
     best, best_score = (0, len(passage_text)), -1.0
     for start, end in split_sentences(passage_text):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from rag.citations import strip_markers
 from rag.errors import RagError
 from rag.pipeline import validate_question
 from rag.prompts import render
@@ -20,14 +21,13 @@ MAX_TURNS = 3  # turns of the conversation shown to the model
 MAX_ANSWER_CHARS = 400  # each past answer is cut to this in the prompt
 MAX_TOKENS = 64
 _LABEL = re.compile(r"^\W*(?:question\s*(?:réécrite|reformulée)?|réécriture|reformulation)\s*:\s*", re.I)
-_MARKERS = re.compile(r"\s*\[\d+\]")
 
 
 def standalone_question(history: Sequence[tuple[str, str]], question: str, llm, settings: Settings) -> str:
     """`question` made understandable without `history` [(question, answer), ...]."""
     if not history:
         return question
-    turns = [(asked, _MARKERS.sub("", answered)[:MAX_ANSWER_CHARS]) for asked, answered in history[-MAX_TURNS:]]
+    turns = [(asked, strip_markers(answered)[:MAX_ANSWER_CHARS]) for asked, answered in history[-MAX_TURNS:]]
     prompt = render(settings.prompts_dir, "rewrite.txt", history=turns, question=question)
     output = "".join(llm.stream([{"role": "user", "content": prompt}], MAX_TOKENS, 0.0))
     return sanitize(output, question, settings.max_question_chars)

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+from rag.citations import strip_markers
 from rag.errors import RagError
 from rag.passages import split_sentences
 from rag.pipeline import REFUSAL
@@ -138,12 +139,7 @@ def retrieval_scores(refs: Sequence[Reference], search: Callable[[str], list[Pas
 
 # FQuAD's normalisation, with the articles the issue lists; l' and d' become « l », « d »
 _ARTICLES = frozenset("le la les l un une des du de d".split())
-_MARKER = re.compile(r"\s*\[\d+\]")
-
-
-def answer_text(answer: str) -> str:
-    """The answer as it is read and measured: [n] markers out, spaces collapsed."""
-    return " ".join(_MARKER.sub("", answer).split())
+answer_text = strip_markers  # the answer as it is read and measured
 
 
 def normalize_answer(text: str) -> str:

@@ -1,4 +1,5 @@
-from rag.citations import clean_markers, cited_numbers, marker_numbers, resolve, supporting_sentence
+from rag.chat_html import answer_html
+from rag.citations import clean_markers, cited_numbers, marker_numbers, resolve, strip_markers, supporting_sentence
 from rag.records import Hit, Passage
 
 
@@ -6,6 +7,17 @@ def test_marker_forms():
     assert marker_numbers("1, 3") == [1, 3]
     assert marker_numbers("2-4") == [2, 3, 4]
     assert cited_numbers("A [2]. B [1][2]. C [Extrait 3] et [1, 4].") == [2, 1, 3, 4]
+
+
+def test_strip_markers_takes_out_normalised_markers_and_their_space():
+    assert strip_markers("Meta  dépense [1] 65 milliards [2][3].\nFin [12].") == "Meta dépense 65 milliards. Fin."
+    assert strip_markers("[1] [2]") == ""
+
+
+def test_answer_html_links_only_single_number_markers():
+    html = answer_html("A [2]. B [1, 3].", turn=0)
+    assert html.count('class="rag-cite"') == 1 and 'title="Voir la source 2">[2]</a>' in html
+    assert "B [1, 3]." in html
 
 
 def test_clean_markers_drops_passages_not_given():
