@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from rag import citations
+from rag.citations import strip_markers
 from rag.passages import split_sentences
 from rag.prompts import render
 from rag.records import Hit
@@ -85,7 +86,6 @@ _SHARE_ASKED = re.compile(r"\b(?:pourcentage|part|proportion|taux|pour ?cent|%)"
 _PERCENT = re.compile(r"\d+(?:[.,]\d+)?\s*(?:%|pour ?cent)")
 _MONTHS = set("""janvier fevrier mars avril mai juin juillet aout septembre octobre novembre decembre
     lundi mardi mercredi jeudi vendredi samedi dimanche hier aujourd'hui demain""".split())
-_MARKER = re.compile(r"\s*\[\d+\]")
 _MARKER_AS_VALUE = re.compile(r"\[\d+\]\s*(?:[%$€]|(?:millions?|milliards?|mille|dollars?|euros?|ans|heures|jours|mois)\b)",
                               re.IGNORECASE)
 
@@ -150,7 +150,7 @@ def standard(llm, prompts_dir: Path, verify: bool = True, min_p_yes: float = 0.5
 
 def refusal(draft: Draft) -> tuple[Draft, Verdict]:
     text = " ".join(answer_part(draft.text).split())
-    refused = not _MARKER.sub("", text).strip(" .") or bool(_REFUSAL_OPENING.match(text))
+    refused = not strip_markers(text).strip(" .") or bool(_REFUSAL_OPENING.match(text))
     return replace(draft, text=text), Verdict("refusal", not refused, text[:80] if refused else None)
 
 
@@ -311,10 +311,6 @@ def best_source(text: str, hits: Sequence[Hit], min_shared: int = 2) -> int | No
         return None
     best = max(range(len(hits)), key=lambda i: shared[i])
     return best + 1 if shared[best] >= min_shared else None
-
-
-def strip_markers(text: str) -> str:
-    return " ".join(_MARKER.sub("", text).split())
 
 
 def _tokens(text: str) -> set[str]:
