@@ -32,7 +32,7 @@ from typing import IO, Callable, Iterator
 
 from rag.errors import RagError
 from rag.pipeline import Pipeline
-from rag.records import Answer, citation_json
+from rag.records import Answer, answer_json
 from rag.settings import Settings
 
 FIELDS = ("id", "question", "answer", "refused", "error", "citations", "passages", "models",
@@ -431,23 +431,20 @@ def answer_record(pipeline: Pipeline, q: Question, recorded: dict) -> dict:
         error = str(exc)
     except Exception as exc:  # a model or library failure costs this question, not the run
         error = f"{type(exc).__name__} : {exc}"
-    return {"id": q.id, "question": q.question, "answer": "", "refused": False, "error": error,
-            "citations": [], "passages": [], "models": models_of(pipeline.settings), "settings": recorded,
-            "checks": {}, "timings": {"total": round(time.perf_counter() - started, 4)}, "tokens": 0}
+    failed = Answer(q.question, "", False, (), (), models=models_of(pipeline.settings),
+                    timings={"total": time.perf_counter() - started})
+    return record_of(q, failed, recorded) | {"error": error}
 
 
 def record_of(q: Question, answer: Answer, recorded: dict) -> dict:
-    return {
-        "id": q.id, "question": q.question, "answer": answer.text, "refused": answer.refused,
-        "error": None,
-        "citations": [citation_json(c) for c in answer.citations],
+    """`answer_json` with the question's id and the settings; passages by id (their texts are in the index)."""
+    record = {"id": q.id} | answer_json(answer) | {
+        "question": q.question,
         "passages": [h.passage.id for h in answer.passages],
-        "models": answer.models,
-        "settings": recorded,
-        "checks": answer.checks,  # every verdict and the signals behind them (rag/checks.py)
         "timings": {k: round(v, 4) for k, v in answer.timings.items()},
-        "tokens": answer.tokens,
+        "settings": recorded,
     }
+    return {name: record[name] for name in FIELDS}  # in the columns' order
 
 
 def models_of(settings: Settings) -> dict:

@@ -20,7 +20,7 @@ from rag.conversation import standalone_question
 from rag.errors import RagError
 from rag.index import Index
 from rag.pipeline import Pipeline, validate_question
-from rag.records import Answer, citation_json
+from rag.records import Answer, answer_json
 from rag.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -121,19 +121,16 @@ def history(turns: Sequence[Turn]) -> list[tuple[str, str]]:
 
 
 def turn_record(turn: Turn, index: Index) -> dict:
-    """A finished turn as plain JSON-able data (the API's answer)."""
-    answer = turn.answer
-    citations = []
-    for c in answer.citations if answer else ():
-        article = index.article(c.passage.doc_id)
-        citations.append(citation_json(c) | {
-            "title": article.title, "file": article.path, "passage": c.passage.text})
-    return {
+    """A finished turn as plain JSON-able data (the API's answer): `answer_json` with the
+    question as asked, the question searched, and each citation's article file."""
+    answer = turn.answer or Answer(turn.question, turn.text, False, (), ())
+    record = answer_json(answer)
+    for c in record["citations"]:
+        article = index.article(c["doc_id"])
+        c |= {"title": article.title, "file": article.path, "passage": c["passage_text"]}
+    return record | {
         "question": turn.question, "standalone_question": turn.standalone or turn.question,
-        "answer": turn.text, "refused": bool(answer and answer.refused),
-        "error": turn.text if turn.status == "error" else None,
-        "citations": citations, "timings": answer.timings if answer else {},
-        "models": answer.models if answer else {},
+        "answer": turn.text, "error": turn.text if turn.status == "error" else None,
     }
 
 

@@ -8,13 +8,12 @@ from __future__ import annotations
 import json
 import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import click
 
 from rag.errors import RagError
-from rag.records import Answer, citation_json
+from rag.records import Answer, answer_json
 from rag.settings import Settings, load_settings
 
 
@@ -143,19 +142,6 @@ def format_answer(answer: Answer, index, with_text: bool = True) -> str:
                      f"(caractères {c.quote_start}-{c.quote_end})")
         lines.append(f"    « {c.quote.strip()} »")
     return "\n".join(lines)
-
-
-def answer_json(answer: Answer) -> dict:
-    return {
-        "question": answer.question,
-        "answer": answer.text,
-        "refused": answer.refused,
-        "citations": [citation_json(c) for c in answer.citations],
-        "passages": [asdict(h.passage) | {"score": h.score} for h in answer.passages],
-        "models": answer.models,
-        "timings": answer.timings,
-        "tokens": answer.tokens,
-    }
 
 
 @main.group(invoke_without_command=True)

@@ -6,7 +6,7 @@ takes and returns these records; none of them knows about models or files.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,19 @@ class Answer:
     models: dict = field(default_factory=dict)  # role -> model name
     raw: str = ""  # what the model wrote, before parsing and checks
     checks: dict = field(default_factory=dict)  # what the checks saw and decided (see pipeline)
+
+
+def answer_json(answer: Answer) -> dict:
+    """An answer as plain data: `rag ask --json`, and what batch records and the API's
+    answer are made of (each changes or adds a few fields)."""
+    return {
+        "question": answer.question, "answer": answer.text, "refused": answer.refused, "error": None,
+        "citations": [citation_json(c) for c in answer.citations],
+        "passages": [asdict(h.passage) | {"score": float(h.score)} for h in answer.passages],
+        "models": answer.models,
+        "checks": answer.checks,  # every verdict and the signals behind them (rag/checks.py)
+        "timings": answer.timings, "tokens": answer.tokens,
+    }
 
 
 def citation_json(c: Citation) -> dict:
