@@ -5,11 +5,15 @@ handlers or launch on a free port; `serve()` is what `rag serve` runs. Gradio's 
 shared by the page and the `ask` API, runs `settings.workers` generations at once: one
 with the model in this process (it answers one question at a time), more with a model
 server; other tabs and clients wait their turn. The logic of a turn is rag/chat.py and
-its HTML rag/chat_html.py; this module only lays out the page and wires the events.
+its HTML rag/chat_html.py; this module only lays out the page and wires the events. The
+API's options and history are checked by the settings' rules (rag/chat.py), no error it
+shows names a server file, and `serve()` refuses a network address without a login
+unless told `insecure`.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import threading
 from contextlib import closing
 from pathlib import Path
@@ -17,6 +21,7 @@ from types import SimpleNamespace
 
 from rag import chat_html
 from rag.chat import Chat, Options, Turn, history, local_llms, turn_record, update
+from rag.errors import RagError, without_paths
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
@@ -135,7 +140,6 @@ def _uploader(chat: Chat):
     """The upload handler: rag add on the files (never replacing a corpus file), then the
     chat reads the new index."""
     from rag.add import add_documents, format_report
-    from rag.errors import RagError
 
     def upload(files: list[str] | None, llm: str):
         if not files:
@@ -143,10 +147,10 @@ def _uploader(chat: Chat):
         try:
             report = add_documents(chat.base.settings, [Path(f) for f in files], replace=False)
         except RagError as exc:
-            return f"Erreur : {exc}", chat_html.index_status(chat.index, llm), None
+            return f"Erreur : {without_paths(str(exc))}", chat_html.index_status(chat.index, llm), None
         if report.index is not None:
             _reload(chat, report.index)
-        return format_report(report), chat_html.index_status(chat.index, llm), None
+        return without_paths(format_report(report)), chat_html.index_status(chat.index, llm), None
 
     return upload
 
@@ -224,11 +228,11 @@ def _api(chat: Chat):
             temperature: float = chat.base.settings.temperature,
             max_tokens: int = chat.base.settings.max_tokens) -> dict:
         """Answer a question about the corpus. `history`: earlier [question, answer] pairs, for
-        follow-ups. Returns the answer, whether it was refused, the standalone question that was
-        searched, and the citations (number, title, file, passage, supporting sentence)."""
-        options = Options(int(k), float(temperature), int(max_tokens), chat.base.settings.llm)
-        pairs = [(str(q), str(a)) for q, a in (history or [])]
-        turn = chat.ask(pairs, question, options)
+        follow-ups (the last 3 are read). Returns the answer, whether it was refused, the standalone
+        question that was searched, and the citations (number, title, file, passage, supporting
+        sentence). Options out of the settings' ranges are refused with a French error."""
+        options = Options(k, temperature, max_tokens, chat.base.settings.llm)  # checked by chat.pipeline
+        turn = chat.ask(history or [], question, options)
         if turn.status == "error":
             raise gr.Error(turn.text, title="Erreur", print_exception=False)  # already logged by Chat
         return turn_record(turn, chat.index)
@@ -236,18 +240,34 @@ def _api(chat: Chat):
     return ask
 
 
+def check_exposure(host: str, auth: tuple[str, str] | None, insecure: bool = False) -> None:
+    """A RagError when the chat would be open to a network without a login, unless `insecure`."""
+    if auth is None and not insecure and not _loopback(host):
+        raise RagError(f"Refusé : l'adresse {host} ouvrirait l'application au réseau sans identifiant. "
+                       "Définissez-en un (RAG_AUTH=utilisateur:motdepasse, ou auth = \"utilisateur:motdepasse\" "
+                       "dans le fichier de réglages), ou passez --insecure pour l'ouvrir à tous.")
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may be reached from the network
+        return False
+
+
 def serve(settings: Settings, host: str | None = None, port: int | None = None,
           auth: tuple[str, str] | None = None, pipeline: Pipeline | None = None,
-          block: bool = True, log=print):
-    """Build the app, load the models, and serve it (blocking unless `block` is False)."""
+          block: bool = True, log=print, insecure: bool = False):
+    """Build the app, load the models, and serve it (blocking unless `block` is False).
+    A network address needs a login (`auth`, or the settings') or `insecure`."""
     host, port, auth = host or settings.host, port or settings.port, auth or settings.login()
+    check_exposure(host, auth, insecure)
     pipeline = pipeline or Pipeline(settings, log=log)
     log(f"Chargement du modèle de langue {settings.llm} et de l'embedder {settings.embedder}…")
     pipeline.retrieve("Meta")  # loads the embedder now rather than on the first question
     pipeline.llm  # noqa: B018 - loads the model now: a missing model fails here, not in the chat
-    if host not in ("127.0.0.1", "localhost", "::1") and auth is None:
-        log(f"Attention : l'application est ouverte sur {host} sans identifiant "
-            "(RAG_AUTH=utilisateur:motdepasse pour en demander un).")
+    if not _loopback(host) and auth is None:  # insecure, asked for
+        log(f"Attention : l'application est ouverte sur {host} sans identifiant (--insecure).")
     app = build_app(settings, pipeline)
     log(f"Application prête : http://{host}:{port}")
     app.launch(server_name=host, server_port=port, auth=auth, auth_message="Identifiez-vous pour poser des questions.",

@@ -3,9 +3,10 @@
 A turn validates the question, rewrites a follow-up into a standalone question
 (rag/conversation.py), then streams the pipeline's answer. Every failure becomes one
 French sentence for the conversation (a RagError's own message, or a generic one for a
-bug, whose traceback goes to the server log), so the chat keeps serving. The per-turn
-options (passages, temperature, answer length, model) make a pipeline that shares the
-loaded index. Drawing the page is rag/app.py; turning answers into HTML, rag/chat_html.py.
+bug, whose traceback goes to the server log), so the chat keeps serving; as the chat may
+be served on a network, the sentence carries no server file path. The per-turn options
+(passages, temperature, answer length, model) are checked by the settings' own rules and
+make a pipeline that shares the loaded index; the conversation's history is checked too. Drawing the page is rag/app.py; turning answers into HTML, rag/chat_html.py.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from typing import Iterator, Sequence
 
-from rag.conversation import standalone_question
-from rag.errors import RagError
+from rag.conversation import MAX_ANSWER_CHARS, MAX_TURNS, standalone_question
+from rag.errors import RagError, without_paths
 from rag.index import Index
 from rag.pipeline import Pipeline, validate_question
 from rag.records import Answer, answer_json
-from rag.settings import Settings
+from rag.settings import Settings, with_changes
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +70,13 @@ class Chat:
         return self.base.index
 
     def pipeline(self, options: Options) -> Pipeline:
+        """The pipeline for `options`, which the settings' rules check first (they may come
+        from an API client: a negative k, max_tokens <= 0... are a RagError)."""
+        settings = with_changes(self.base.settings, **asdict(options))
+        options = Options.of(settings)
         if options not in self._pipelines:
             if len(self._pipelines) >= _MAX_PIPELINES:
                 self._pipelines = {Options.of(self.base.settings): self.base}
-            settings = self.base.settings.model_copy(update=asdict(options))
             self._pipelines[options] = self.base.with_settings(settings)
         return self._pipelines[options]
 
@@ -82,6 +86,7 @@ class Chat:
         or ("error", French message) at the first failure."""
         try:
             question = validate_question(question, self.base.settings.max_question_chars)
+            history = recent_history(history, self.base.settings.max_question_chars)
             pipeline = self.pipeline(options)
             standalone = standalone_question(history, question, pipeline.llm, pipeline.settings)
             yield "standalone", standalone
@@ -89,8 +94,8 @@ class Chat:
                 for event in events:
                     yield ("answer", event) if isinstance(event, Answer) else ("piece", event)
         except RagError as exc:
-            log.warning("Question refusée ou échec : %s", exc)
-            yield "error", str(exc)
+            log.warning("Question refusée ou échec : %s", exc)  # paths included, for the server's owner
+            yield "error", without_paths(str(exc))
         except Exception:  # a bug must not take the chat down: logged, shown as one sentence
             log.exception("Erreur pendant la réponse à %r", question)
             yield "error", UNEXPECTED
@@ -113,6 +118,28 @@ def update(turn: Turn, kind: str, value) -> None:
         turn.answer, turn.text, turn.status = value, value.text, "done"
     elif kind == "error":
         turn.text, turn.status = value, "error"
+
+
+def recent_history(history: object, max_question_chars: int) -> list[tuple[str, str]]:
+    """The turns a follow-up is rewritten from: the last MAX_TURNS [question, answer] pairs
+    (older ones are dropped unread, as a long conversation must keep working), each question
+    no longer than a question may be, each answer cut to what the rewrite may read of it.
+    A RagError when the history is not a list of pairs of texts or holds a longer question
+    (which the chat itself never sends)."""
+    shape = "L'historique doit être une liste de paires [question, réponse] (deux textes)."
+    if not isinstance(history, (list, tuple)):
+        raise RagError(shape)
+    turns = []
+    for turn in history[-MAX_TURNS:]:
+        if not (isinstance(turn, (list, tuple)) and len(turn) == 2 and all(isinstance(x, str) for x in turn)):
+            raise RagError(shape)
+        question, answer = " ".join(turn[0].split()), turn[1]  # spaces flattened, as when it was asked
+        if len(question) > max_question_chars:
+            raise RagError(f"Une question de l'historique est trop longue ({len(question)} caractères, "
+                           f"maximum {max_question_chars}).")
+        # the rewrite reads MAX_ANSWER_CHARS once the [n] markers are out: 4x leaves room for them
+        turns.append((question, answer[:4 * MAX_ANSWER_CHARS]))
+    return turns
 
 
 def history(turns: Sequence[Turn]) -> list[tuple[str, str]]:

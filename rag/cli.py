@@ -172,19 +172,22 @@ def pull(ctx: click.Context, name: str) -> None:
 @click.option("--host", help="Adresse d'écoute (défaut 127.0.0.1 : cette machine seulement).")
 @click.option("--port", type=int, help="Port (défaut 7860).")
 @click.option("--rebuild", is_flag=True, help="Mettre l'index à jour s'il est périmé.")
+@click.option("--insecure", is_flag=True, help="Ouvrir sur une adresse du réseau sans identifiant (RAG_AUTH).")
 @click.pass_context
-def serve(ctx: click.Context, host: str | None, port: int | None, rebuild: bool) -> None:
+def serve(ctx: click.Context, host: str | None, port: int | None, rebuild: bool, insecure: bool) -> None:
     """Lancer le chat dans le navigateur (construit l'index s'il manque)."""
+    from rag.app import check_exposure
     from rag.app import serve as serve_app
     from rag.index import ensure_index
     from rag.pipeline import Pipeline
 
     settings = load_settings(ctx.obj["config"], env=os.environ, **ctx.obj["flags"], host=host, port=port)
+    check_exposure(settings.host, settings.login(), insecure)  # before any heavy work
     _check_models(settings)
     index = ensure_index(settings, rebuild=rebuild, log=_log)
     m = index.manifest
     _log(f"Index prêt : {m['articles']} articles, {m['passages']} passages.")
-    serve_app(settings, pipeline=Pipeline(settings, index=index, log=_log), log=_log)
+    serve_app(settings, pipeline=Pipeline(settings, index=index, log=_log), log=_log, insecure=insecure)
 
 
 @main.command()

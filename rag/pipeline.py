@@ -82,6 +82,7 @@ class Pipeline:
             yield self._answer(question, REFUSAL, True, (), hits, timings, 0, "", {"refusal": "no passage"})
             return
         messages = self.messages(question, hits)
+        self.check_fits(messages, len(hits))
         timings["prompt"] = time.perf_counter() - started - timings["retrieval"]
         p_refuse = self.p_refuse(messages)
         raw: list[str] = []
@@ -92,6 +93,21 @@ class Pipeline:
         answer = self.check("".join(raw), question, hits, timings, len(raw), p_refuse)
         timings["total"] = time.perf_counter() - started
         yield answer
+
+    def check_fits(self, messages: list[dict], extracts: int) -> None:
+        """A RagError when the prompt and the longest answer would overflow the model's
+        context (a k too large for the passages' size), before the model reads anything:
+        llama.cpp would evaluate the whole context, then fail. A model server, which counts
+        no tokens here, knows its own context."""
+        count = getattr(self.llm, "count_tokens", None)
+        if count is None:
+            return
+        s = self.settings
+        used = sum(count(m["content"]) for m in messages)
+        if used + s.max_tokens > s.n_ctx:
+            raise RagError(f"Trop long pour le modèle : la consigne et les {extracts} extraits font {used} jetons, "
+                           f"et la réponse peut en prendre {s.max_tokens}, au-delà de son contexte de {s.n_ctx}. "
+                           "Réduisez k (passages) ou max_tokens.")
 
     def p_refuse(self, messages: list[dict]) -> float | None:
         """The model's probability of opening its reply with the refusal (None: not given)."""

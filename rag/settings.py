@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator, model_validator
 from pydantic import ValidationInfo
 
 from rag.errors import RagError
@@ -63,8 +63,8 @@ class Settings(BaseModel):
     # generation
     threads: int = max(1, os.cpu_count() or 1)
     n_ctx: int = 4096
-    temperature: float = 0.0
-    max_tokens: int = 256
+    temperature: float = 0.0  # 0 to 2
+    max_tokens: int = 256  # at most half of n_ctx: the other half holds the instructions and passages
     max_question_chars: int = 500
     reuse_prefix: bool = True  # keep each system prompt's KV cache across questions (rag/llms/llamacpp.py)
     workers: int = 1  # questions answered at once (batch, chat); more than 1 needs a model server
@@ -84,6 +84,29 @@ class Settings(BaseModel):
         if value < 1:
             raise ValueError("doit être un entier positif")
         return value
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _answer_length(cls, value: int, info: ValidationInfo) -> int:
+        n_ctx = info.data.get("n_ctx")
+        if n_ctx and value > n_ctx // 2:
+            raise ValueError(f"au plus {n_ctx // 2} jetons : la moitié du contexte du modèle (n_ctx = {n_ctx}), "
+                             "l'autre moitié est pour la consigne et les passages")
+        return value
+
+    @field_validator("temperature")
+    @classmethod
+    def _temperature(cls, value: float) -> float:
+        if not 0.0 <= value <= 2.0:
+            raise ValueError("doit être entre 0 et 2")
+        return value
+
+    @model_validator(mode="after")
+    def _k_within_candidates(self) -> "Settings":
+        if self.k > self.candidates:
+            raise ValueError(f"k = {self.k} passages, mais chaque recherche n'en propose que "
+                             f"candidates = {self.candidates} : k doit être entre 1 et {self.candidates}")
+        return self
 
     @field_validator("llm_backend")
     @classmethod
@@ -171,9 +194,32 @@ def load_settings(
     try:
         return Settings(**values)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "?"
-        raise RagError(f"Réglage invalide « {where} » : {err['msg']}") from None
+        raise invalid(exc) from None
+
+
+def with_changes(settings: Settings, **changes: object) -> Settings:
+    """`settings` with `changes`, checked by the same rules as at loading (a per-question
+    option sent to the chat's API, say); RagError in French when one breaks a rule.
+    (`model_copy(update=...)` checks nothing.)"""
+    try:
+        return Settings.model_validate(settings.model_dump() | changes)
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+_TYPES = {"int": "doit être un nombre entier", "float": "doit être un nombre", "bool": "doit être vrai ou faux",
+          "string": "doit être un texte"}
+
+
+def invalid(exc: ValidationError) -> RagError:
+    """The first error of a validation as one French line."""
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    message = err["msg"].removeprefix("Value error, ")
+    kind = err["type"].partition("_")[0]
+    if err["type"] != "value_error" and kind in _TYPES:  # pydantic's own English messages
+        message = _TYPES[kind]
+    return RagError(f"Réglage invalide « {where} » : {message}" if where else f"Réglage invalide : {message}")
 
 
 def _file_from_env(env: Mapping[str, str]) -> Path | None:

@@ -70,6 +70,29 @@ def test_a_bad_question_is_a_french_error(served):
         client(url=served[0]).predict("   ", api_name="/ask")
 
 
+@pytest.mark.parametrize("options, message", [
+    ({"k": -1}, "Réglage invalide « k » : doit être un entier positif"),
+    ({"max_tokens": 0}, "Réglage invalide « max_tokens » : doit être un entier positif"),
+    ({"max_tokens": 100_000}, "Réglage invalide « max_tokens » : au plus"),
+    ({"temperature": 7.5}, "Réglage invalide « temperature » : doit être entre 0 et 2"),
+    ({"history": [["Qui ? " * 200, "Personne."]]}, "Une question de l'historique est trop longue"),
+    ({"history": [["une question seule"]]}, "une liste de paires [question, réponse]"),
+])
+def test_options_and_history_out_of_bounds_are_french_errors(served, options, message):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError) as error:
+        client(served[0]).predict(question=META, api_name="/ask", **options)
+    assert message in str(error.value)
+
+
+def test_a_long_history_keeps_its_last_turns(served):
+    url, _, _ = served
+    history = [[f"Question ancienne numéro {i} ?", "Une réponse."] for i in range(500)] + [[META, "65 milliards."]]
+    out = client(url).predict("Et combien en 2024 ?", history, api_name="/ask")
+    assert out["standalone_question"].startswith("Meta") and out["error"] is None
+
+
 def test_simultaneous_clients_wait_their_turn_and_get_their_own_answer(served):
     url, pipeline, slow = served
     questions = [META, "Qui est le responsable de la sécurité des informations de Meta ?",

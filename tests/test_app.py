@@ -243,7 +243,8 @@ def cli(settings, monkeypatch):
                        "EMBEDDER": "fake"}.items():
         monkeypatch.setenv(f"RAG_{key}", str(value))
     served = {}
-    monkeypatch.setattr("rag.app.serve", lambda settings, pipeline, log: served.update(settings=settings))
+    monkeypatch.setattr("rag.app.serve", lambda settings, pipeline, log, insecure: served.update(
+        settings=settings, insecure=insecure))
     return lambda *args: (CliRunner().invoke(main, list(args)), served)
 
 
@@ -254,6 +255,33 @@ def test_cli_serve_builds_the_missing_index_then_serves(cli, monkeypatch):
     assert "Index construit" in result.stderr and "Index prêt : 5 articles" in result.stderr
     settings = served["settings"]
     assert (settings.host, settings.port, settings.login()) == ("127.0.0.1", 7999, ("ana", "s3cret"))
+
+
+def test_cli_serve_refuses_a_network_address_without_a_login(cli, settings):
+    result, served = cli("serve", "--host", "0.0.0.0")
+    assert result.exit_code == 1 and not served, result.output
+    assert "sans identifiant" in result.stderr and "RAG_AUTH=utilisateur:motdepasse" in result.stderr
+    assert "--insecure" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not settings.index_dir.exists()  # refused before any work
+    result, served = cli("serve", "--host", "0.0.0.0", "--insecure")
+    assert result.exit_code == 0 and served["settings"].host == "0.0.0.0" and served["insecure"] is True
+
+
+def test_serve_refuses_a_network_address_without_a_login_before_launching(planted, index, monkeypatch):
+    import gradio as gr
+
+    from rag.errors import RagError
+
+    launched, messages = [], []
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: launched.append(kw))
+    pipeline = Pipeline(planted, index=index, llm=FakeLLM())
+    exposed = planted.model_copy(update={"host": "0.0.0.0"})
+    with pytest.raises(RagError, match="--insecure"):
+        serve(exposed, pipeline=pipeline, log=messages.append)
+    assert not launched
+    serve(exposed, pipeline=pipeline, log=messages.append, insecure=True)
+    assert launched[-1]["server_name"] == "0.0.0.0" and launched[-1]["auth"] is None
+    assert any("sans identifiant (--insecure)" in m for m in messages)
 
 
 def test_cli_serve_bad_port_is_one_french_line(cli):
