@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from rag.articles import load_article, read_corpus
 from rag.errors import RagError
+from rag.files import write_atomic
 from rag.formats import SUFFIXES
 from rag.index import Index, build_index, index_lock, max_bytes
 from rag.records import Article
@@ -182,15 +182,9 @@ def _text_key(article: Article) -> str:
 
 def _copy(data: bytes, target: Path) -> None:
     """Write the file whole or not at all (a temporary name no corpus reader takes)."""
-    temporary = target.with_name(f".{target.name}.part-{os.getpid()}")
     try:
-        with open(temporary, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temporary, target)
+        write_atomic(target, data)
     except OSError as exc:
-        temporary.unlink(missing_ok=True)
         raise RagError(f"Impossible d'écrire {target.name} dans le corpus ({exc.strerror}).") from None
 
 

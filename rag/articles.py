@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.errors import RagError
+from rag.files import sha256_file
 from rag.formats import SUFFIXES, read_raw
 from rag.records import Article
 
@@ -175,11 +176,7 @@ def megabytes(size: int) -> str:
 
 def _file_sha256(path: Path) -> str | None:
     try:
-        digest = hashlib.sha256()
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest()
+        return sha256_file(path)
     except OSError:
         return None
 

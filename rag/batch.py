@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Callable, Iterator
 
 from rag.errors import RagError
+from rag.files import write_atomic
 from rag.pipeline import Pipeline
 from rag.records import Answer, answer_json
 from rag.settings import Settings
@@ -191,13 +192,8 @@ class Output:
 
     def keep(self, records: list[dict]) -> None:
         """Replace the file's records by `records`, atomically: a kill leaves the old file."""
-        temporary = self.path.with_name(self.path.name + ".tmp")
         data = (self._header() + "".join(self._encode(r) for r in records)).encode("utf-8")
-        with open(temporary, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, self.path)
+        write_atomic(self.path, data)
         self.records, self._complete = records, len(data)
 
     def _header(self) -> str:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import hashlib
 import json
 import logging
 import os
@@ -48,6 +47,7 @@ from rag import dedup
 from rag.articles import Skipped, corpus_files, describe, read_corpus
 from rag.embedding import Embedder, get_embedder
 from rag.errors import RagError
+from rag.files import sha256_file, write_atomic
 from rag.passages import split_passages
 from rag.records import Article, Passage
 from rag.settings import Settings
@@ -291,7 +291,7 @@ def _source_hashes(folder: Path) -> dict[str, str]:
     """sha256 of every corpus file, read or skipped (hashing is cheaper than cleaning)."""
     if not folder.is_dir():
         raise RagError(f"Dossier du corpus introuvable : {folder}")
-    return {path.name: _sha256(path) for path in corpus_files(folder)}
+    return {path.name: sha256_file(path) for path in corpus_files(folder)}
 
 
 def _manifest(settings: Settings, embedder: Embedder, articles: Sequence[Article], n: int,
@@ -378,7 +378,7 @@ def write_index(settings: Settings, manifest: dict, articles: Sequence[Article],
     store.delete(gone)
     store.add(added, vectors, {a.doc_id: a.date for a in articles})
     record = store.commit(build, faiss_type) if faiss_type else store.commit(build)
-    files = {str(f.relative_to(build)): _sha256(f) for f in sorted(build.rglob("*")) if f.is_file()}
+    files = {str(f.relative_to(build)): sha256_file(f) for f in sorted(build.rglob("*")) if f.is_file()}
     _atomic_json(index_dir / MANIFEST, {**manifest, "build": build.name, "store": record, "files": files})
     _remove_old_builds(index_dir, keep=build.name)
 
@@ -393,12 +393,7 @@ def _mark_updating(index_dir: Path) -> None:
 
 
 def _atomic_json(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(f".tmp-{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as out:
-        json.dump(data, out, ensure_ascii=False, indent=1)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, ensure_ascii=False, indent=1).encode("utf-8"))
 
 
 def _remove_old_builds(index_dir: Path, keep: str) -> None:
@@ -414,15 +409,7 @@ def _verify_files(build: Path, files: dict[str, str], skip: Sequence[str] = ()) 
         if not (build / name).exists():
             raise RagError(f"Index corrompu : fichier manquant {build / name}. {REBUILD}")
     with ThreadPoolExecutor(2) as pool:
-        digests = list(pool.map(lambda name: _sha256(build / name), names))
+        digests = list(pool.map(lambda name: sha256_file(build / name), names))
     for name, digest in zip(names, digests):
         if digest != files[name]:
             raise RagError(f"Index corrompu : {build / name} a été modifié ou tronqué. {REBUILD}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

