@@ -1,4 +1,4 @@
-"""The pure parts of bench/run.py: percentiles and the synthetic data the big
+"""The pure parts of bench/run.py: the synthetic data the big
 measurements run on (perturbed copies of the seed pages, clustered unit vectors,
 French-like passages drawn from the seeds' vocabulary). No timing, no model. The FAISS
 type by size and its tuning live in the app (rag/stores/faiss_store.py).
@@ -6,7 +6,6 @@ type by size and its tuning live in the app (rag/stores/faiss_store.py).
 
 from __future__ import annotations
 
-import math
 import random
 import re
 from collections import Counter
@@ -14,15 +13,6 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile, linearly interpolated between ranks (numpy's default)."""
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
 def perturb(text: str, rng: random.Random) -> str:

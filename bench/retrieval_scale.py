@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-from helpers import clustered_unit_vectors, made_up_words, percentile, seed_vocabulary, zipf_texts
+from helpers import clustered_unit_vectors, made_up_words, seed_vocabulary, zipf_texts
+from rag.evaluation import percentile
 from rag.records import Article, Passage
 from rag.settings import Settings
 

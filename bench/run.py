@@ -46,10 +46,11 @@ from statistics import median
 
 import numpy as np
 
+from rag.evaluation import percentile
 from rag.settings import PROJECT_ROOT, Settings
 
 # siblings in bench/, found because the script's folder heads sys.path
-from helpers import percentile, write_synthetic_corpus  # noqa: E402
+from helpers import write_synthetic_corpus  # noqa: E402
 from retrieval_scale import measure_query_embedding, measure_size, write_synthetic  # noqa: E402
 from tables import build_table, end_to_end_table, generation_table, retrieval_tables, scale_tables  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The helpers of bench/run.py: percentiles, synthetic corpora, vectors and French-like
+"""The helpers of bench/run.py: synthetic corpora, vectors and French-like
 texts, the synthetic index written and measured through the app (bench/retrieval_scale.py).
 The FAISS type by size and its tuning are the app's: tests/test_stores.py.
 
@@ -27,24 +27,6 @@ def _load_helpers():
 
 
 helpers = _load_helpers()
-
-
-@pytest.mark.parametrize("values, q, expected", [
-    ([1, 2, 3, 4], 50, 2.5),
-    ([1, 2, 3, 4], 95, 3.85),  # 0.95 * 3 = 2.85 -> 3 + 0.85 * (4 - 3)
-    ([1, 2, 3, 4], 0, 1),
-    ([1, 2, 3, 4], 100, 4),
-    ([7.0], 95, 7.0),
-    ([10, 0, 5], 50, 5),  # unsorted input
-])
-def test_percentile_by_hand(values, q, expected):
-    assert helpers.percentile(values, q) == pytest.approx(expected)
-
-
-def test_percentile_matches_numpy():
-    values = [random.Random(3).random() for _ in range(37)]
-    for q in (5, 50, 95, 99):
-        assert helpers.percentile(values, q) == pytest.approx(np.percentile(values, q))
 
 
 def test_perturb_keeps_shape_and_changes_only_digits_and_order():

@@ -253,6 +253,16 @@ def test_percentile(values, q, expected):
     assert percentile(values, q) == (pytest.approx(expected) if expected is not None else None)
 
 
+def test_percentile_matches_numpy():
+    import random
+
+    import numpy as np
+
+    values = [random.Random(3).random() for _ in range(37)]
+    for q in (5, 50, 95, 99):
+        assert percentile(values, q) == pytest.approx(np.percentile(values, q))
+
+
 # ------------------------------------------------------------------ baselines
 
 
