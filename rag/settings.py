@@ -40,6 +40,8 @@ class Settings(BaseModel):
     openai_api_key: SecretStr | None = None  # RAG_OPENAI_API_KEY; never logged, shown or recorded
     openai_timeout: float = 300.0  # seconds the server may stay silent (it may be busy with others)
     embedder: str = "use-multilingual-v3"
+    # where it runs: "local" (a model of models.txt, in this process) or "package.module:factory"
+    embedder_backend: str = "local"
 
     # passages
     passage_chars: int = 600  # chosen on the quality/prompt-size curve: bench/prompt_size.py, README
@@ -113,6 +115,13 @@ class Settings(BaseModel):
     def _backend(cls, value: str) -> str:
         if value not in ("llamacpp", "openai") and ":" not in value:
             raise ValueError("attendu llamacpp, openai ou paquet.module:fabrique")
+        return value
+
+    @field_validator("embedder_backend")
+    @classmethod
+    def _embedder_backend(cls, value: str) -> str:
+        if value != "local" and ":" not in value:
+            raise ValueError("attendu local ou paquet.module:fabrique")
         return value
 
     @field_validator("workers")

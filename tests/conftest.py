@@ -11,6 +11,7 @@ from rag.settings import PROJECT_ROOT, Settings
 
 SEEDS = PROJECT_ROOT / "seeds"
 FAKE_LLM = "fakes:FakeLLM"  # tests/fakes.py, selected like a real backend
+FAKE_EMBEDDER = "fakes:fake_embedder"
 
 
 @pytest.fixture(autouse=True)
@@ -43,6 +44,7 @@ def run(settings: Settings, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("RAG_LLM", "fake")
     monkeypatch.setenv("RAG_LLM_BACKEND", FAKE_LLM)
     monkeypatch.setenv("RAG_EMBEDDER", "fake")
+    monkeypatch.setenv("RAG_EMBEDDER_BACKEND", FAKE_EMBEDDER)
     return lambda *args: CliRunner().invoke(main, list(args))
 
 
@@ -50,5 +52,5 @@ def run(settings: Settings, monkeypatch: pytest.MonkeyPatch):
 def settings(tmp_path: Path, corpus: Path) -> Settings:
     return Settings(
         seeds_dir=corpus, index_dir=tmp_path / "index", models_dir=tmp_path / "models",
-        llm="fake", llm_backend=FAKE_LLM, embedder="fake", threads=1,
+        llm="fake", llm_backend=FAKE_LLM, embedder="fake", embedder_backend=FAKE_EMBEDDER, threads=1,
     )

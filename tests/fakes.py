@@ -1,23 +1,48 @@
-"""Fake models for fast tests, selected like real ones: `llm_backend="fakes:FakeLLM"`.
+"""Fake models for fast tests, selected like real ones: `llm_backend="fakes:FakeLLM"`,
+`embedder_backend="fakes:fake_embedder"`.
 
 The fake language model reads the prompts the app really sends (prompts/*.txt) and
 answers as a compliant small model would: the first sentence of extract [1], cited; the
 refusal sentence without extracts; « oui » to a verification; a follow-up rewritten as the
 previous question's content words then the new question. It gives first-token
-probabilities that agree with what it writes.
+probabilities that agree with what it writes. The fake embedder is a hashed bag of French
+terms: similar wording, similar vectors, no meaning (BM25 in the fusion finds passages).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from typing import Iterator, Sequence
 
+import numpy as np
+
+from rag.embedding import Embedder
 from rag.errors import RagError
 from rag.llms import option_probs
 from rag.text import terms
 
 REFUSAL = "Je ne trouve pas la réponse dans le corpus."
+FAKE_DIM = 64
+
+
+def fake_embedder(settings) -> Embedder:
+    if not settings.embedder.startswith("fake"):  # the one model it knows
+        raise RagError(f"Embedder inconnu : {settings.embedder} (modèles connus : fake)")
+    return Embedder(settings.embedder, FAKE_DIM, fake_encode)
+
+
+def fake_encode(texts: list[str], task: str = "document", prompt: str | None = None,
+                progress: bool = False) -> np.ndarray:
+    """Deterministic hashed bag of French terms: similar wording, similar vectors."""
+    out = np.zeros((len(texts), FAKE_DIM), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for term in terms(text):
+            bucket = int.from_bytes(hashlib.md5(term.encode()).digest()[:4], "little")
+            out[row, bucket % FAKE_DIM] += 1.0
+    norms = np.linalg.norm(out, axis=1, keepdims=True)
+    return out / np.where(norms == 0, 1.0, norms)
 
 
 class FakeLLM:

@@ -34,12 +34,12 @@ def _stalling(real, marker: Path):
 
 
 def main(marker: Path, stage: str, args: list[str]) -> None:
-    import rag.embedding
+    import fakes
     import rag.index
     from rag.cli import main as cli
 
     if stage == "embedding":  # mid-embedding: the slow embedder, new build folder not yet written
-        rag.embedding._fake_encode = _stalling(rag.embedding._fake_encode, marker)
+        fakes.fake_encode = _stalling(fakes.fake_encode, marker)
     elif stage == "manifest":  # build folder complete, manifest not yet replaced
         rag.index._atomic_json = _stalling(rag.index._atomic_json, marker)
     elif stage == "cleanup":  # new manifest in place, old build folders not yet removed

@@ -23,7 +23,8 @@ def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("api")
     shutil.copytree(SEEDS, root / "seeds")
     settings = Settings(seeds_dir=root / "seeds", index_dir=root / "index", models_dir=root / "models",
-                        llm="fake", llm_backend="fakes:FakeLLM", embedder="fake", threads=1)
+                        llm="fake", llm_backend="fakes:FakeLLM", embedder="fake",
+                        embedder_backend="fakes:fake_embedder", threads=1)
     slow = SlowLLM(delay=0.01)
     pipeline = Pipeline(settings, index=build_index(settings, log=lambda *_: None), llm=slow)
     app, url = launch(settings, pipeline)
@@ -128,6 +129,7 @@ def test_rag_serve_command_serves_the_chat(settings):
     port = free_port()
     tests = str(Path(__file__).parent)  # where the fake model the server loads lives
     env = {**os.environ, "RAG_LLM": "fake", "RAG_LLM_BACKEND": "fakes:FakeLLM", "RAG_EMBEDDER": "fake",
+           "RAG_EMBEDDER_BACKEND": "fakes:fake_embedder",
            "RAG_SEEDS_DIR": str(settings.seeds_dir), "RAG_INDEX_DIR": str(settings.index_dir),
            "RAG_MODELS_DIR": str(settings.models_dir), "PYTHONPATH": tests}
     server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,

@@ -240,7 +240,7 @@ def test_serve_binds_this_machine_and_asks_a_login_when_configured(planted, inde
 def cli(settings, monkeypatch):
     for key, value in {"SEEDS_DIR": settings.seeds_dir, "INDEX_DIR": settings.index_dir,
                        "MODELS_DIR": settings.models_dir, "LLM": "fake", "LLM_BACKEND": "fakes:FakeLLM",
-                       "EMBEDDER": "fake"}.items():
+                       "EMBEDDER": "fake", "EMBEDDER_BACKEND": "fakes:fake_embedder"}.items():
         monkeypatch.setenv(f"RAG_{key}", str(value))
     served = {}
     monkeypatch.setattr("rag.app.serve", lambda settings, pipeline, log, insecure: served.update(

@@ -70,7 +70,8 @@ def fake(tmp_path_factory):
     shutil.copytree(SEEDS, root / "seeds")
     plant(root / "seeds")
     settings = Settings(seeds_dir=root / "seeds", index_dir=root / "index", models_dir=root / "models",
-                        llm="fake", llm_backend="fakes:FakeLLM", embedder="fake", threads=1)
+                        llm="fake", llm_backend="fakes:FakeLLM", embedder="fake",
+                        embedder_backend="fakes:fake_embedder", threads=1)
     slow = SlowLLM(delay=0.05)
     pipeline = Pipeline(settings, index=build_index(settings, log=lambda *_: None), llm=slow)
     app, url = launch(settings, pipeline)

@@ -13,7 +13,7 @@ from rag import embedding
 from rag.embedding import Embedder, get_embedder
 from rag.errors import RagError
 from rag.index import build_index
-from rag.settings import Settings
+from rag.settings import Settings, load_settings
 
 GEMMA_PROMPTS = {"query": "task: search result | query: ", "document": "title: none | text: ",
                  "Clustering": "task: clustering | query: "}
@@ -89,9 +89,23 @@ def test_titles_must_match_the_passages():
 
 
 def test_the_fake_embedder_ignores_titles():
-    fake = get_embedder(Settings(embedder="fake"))
+    fake = get_embedder(Settings(embedder="fake", embedder_backend="fakes:fake_embedder"))
     texts = ["Meta dépense 65 milliards.", "Elon Musk et Twitter."]
     assert np.array_equal(fake.embed_passages(texts, titles=["A", "B"]), fake.embed_passages(texts))
+
+
+def test_fake_is_no_model_name_of_the_app(tmp_path):
+    """The tests' fake embedder lives in tests/fakes.py, reached only through embedder_backend."""
+    with pytest.raises(RagError, match="fake"):
+        get_embedder(Settings(embedder="fake", models_dir=tmp_path))
+    with pytest.raises(RagError, match="Embedder inconnu"):
+        get_embedder(Settings(embedder="gemma", embedder_backend="fakes:fake_embedder"))
+
+
+def test_embedder_backend_is_local_or_a_factory():
+    with pytest.raises(RagError, match="embedder_backend"):
+        load_settings(env={"RAG_EMBEDDER_BACKEND": "torch"})
+    assert load_settings(env={"RAG_EMBEDDER_BACKEND": "fakes:fake_embedder"}).embedder_backend == "fakes:fake_embedder"
 
 
 # ---------------------------------------------------------------- which prompts a model gets
@@ -162,7 +176,8 @@ def stub_model(tmp_path, monkeypatch) -> StubModel:
 
 def gemma_settings(settings: Settings, tmp_path, extra: str = "") -> Settings:
     (tmp_path / "models.txt").write_text(REGISTRY.format(extra=extra), encoding="utf-8")
-    return settings.model_copy(update={"embedder": "gemma-like", "models_file": tmp_path / "models.txt"})
+    return settings.model_copy(update={"embedder": "gemma-like", "embedder_backend": "local",
+                                       "models_file": tmp_path / "models.txt"})
 
 
 def test_the_index_embeds_passages_with_their_article_titles(settings, tmp_path, stub_model):

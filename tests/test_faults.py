@@ -34,6 +34,7 @@ def rag_env(settings: Settings, **extra: str) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update(RAG_SEEDS_DIR=str(settings.seeds_dir), RAG_INDEX_DIR=str(settings.index_dir),
                RAG_MODELS_DIR=str(settings.models_dir), RAG_EMBEDDER="fake", RAG_LLM="fake",
+               RAG_EMBEDDER_BACKEND="fakes:fake_embedder",
                RAG_LLM_BACKEND="faulty:SlowFake", PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]),
                **extra)
     return env
