@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
@@ -29,8 +30,7 @@ def plant(seeds_dir: Path) -> Path:
 
 class SlowLLM(FakeLLM):
     """The fake model, one piece every `delay` seconds, one generation at a time (like
-    llama.cpp's lock); records how many generations ever ran at once. Its name stays
-    "fake", so follow-ups are rewritten the fake way (rag/conversation.py)."""
+    llama.cpp's lock); records how many generations ever ran at once."""
 
     def __init__(self, delay: float = 0.15):
         self.delay = delay
@@ -54,6 +54,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def serve_fake(root: Path, delay: float, planted: bool = False):
+    """The chat with the fake models, `delay` seconds a piece, on a copy of the seeds under
+    `root` (plus the planted article): (app, url, pipeline, slow model)."""
+    from rag.index import build_index
+    from rag.pipeline import Pipeline
+    from rag.settings import Settings
+
+    shutil.copytree(SEEDS, root / "seeds")
+    if planted:
+        plant(root / "seeds")
+    settings = Settings(seeds_dir=root / "seeds", index_dir=root / "index", models_dir=root / "models",
+                        llm="fake", llm_backend="fakes:FakeLLM", embedder="fake",
+                        embedder_backend="fakes:fake_embedder", threads=1)
+    slow = SlowLLM(delay)
+    pipeline = Pipeline(settings, index=build_index(settings, log=lambda *_: None), llm=slow)
+    app, url = launch(settings, pipeline)
+    return app, url, pipeline, slow
 
 
 def launch(settings, pipeline, auth=None):

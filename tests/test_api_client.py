@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -12,22 +11,14 @@ import pytest
 from fakes import FakeLLM
 from rag.index import build_index
 from rag.pipeline import Pipeline
-from rag.settings import Settings
-from serving import SEEDS, SlowLLM, free_port, launch
+from serving import free_port, launch, serve_fake
 
 META = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    root = tmp_path_factory.mktemp("api")
-    shutil.copytree(SEEDS, root / "seeds")
-    settings = Settings(seeds_dir=root / "seeds", index_dir=root / "index", models_dir=root / "models",
-                        llm="fake", llm_backend="fakes:FakeLLM", embedder="fake",
-                        embedder_backend="fakes:fake_embedder", threads=1)
-    slow = SlowLLM(delay=0.01)
-    pipeline = Pipeline(settings, index=build_index(settings, log=lambda *_: None), llm=slow)
-    app, url = launch(settings, pipeline)
+    app, url, pipeline, slow = serve_fake(tmp_path_factory.mktemp("api"), delay=0.01)
     yield url, pipeline, slow
     app.close()
 

@@ -19,7 +19,7 @@ from fakes import FakeLLM
 from rag.index import build_index
 from rag.pipeline import Pipeline
 from rag.settings import PROJECT_ROOT, Settings
-from serving import SEEDS, PLANTED_QUESTION, SlowLLM, launch, plant
+from serving import SEEDS, PLANTED_QUESTION, SlowLLM, launch, plant, serve_fake
 
 pytestmark = pytest.mark.browser
 
@@ -66,15 +66,7 @@ def new_page(browser):
 @pytest.fixture(scope="module")
 def fake(tmp_path_factory):
     """The chat with fake models (slowed down, to see it stream) and a planted article."""
-    root = tmp_path_factory.mktemp("browser")
-    shutil.copytree(SEEDS, root / "seeds")
-    plant(root / "seeds")
-    settings = Settings(seeds_dir=root / "seeds", index_dir=root / "index", models_dir=root / "models",
-                        llm="fake", llm_backend="fakes:FakeLLM", embedder="fake",
-                        embedder_backend="fakes:fake_embedder", threads=1)
-    slow = SlowLLM(delay=0.05)
-    pipeline = Pipeline(settings, index=build_index(settings, log=lambda *_: None), llm=slow)
-    app, url = launch(settings, pipeline)
+    app, url, pipeline, slow = serve_fake(tmp_path_factory.mktemp("browser"), delay=0.05, planted=True)
     yield url, pipeline, slow
     app.close()
 
