@@ -14,6 +14,7 @@ unless told `insecure`.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import threading
 from contextlib import closing
 from pathlib import Path
@@ -25,6 +26,7 @@ from rag.errors import RagError, without_paths
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
+_log = logging.getLogger(__name__)
 TITLE = "Questions sur le corpus"
 EXAMPLES = [
     "Combien Meta prévoit-elle de dépenser en IA en 2025 ?",
@@ -257,7 +259,7 @@ def _loopback(host: str) -> bool:
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None,
           auth: tuple[str, str] | None = None, pipeline: Pipeline | None = None,
-          block: bool = True, log=print, insecure: bool = False):
+          block: bool = True, log=_log.info, insecure: bool = False):
     """Build the app, load the models, and serve it (blocking unless `block` is False).
     A network address needs a login (`auth`, or the settings') or `insecure`."""
     host, port, auth = host or settings.host, port or settings.port, auth or settings.login()

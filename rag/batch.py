@@ -23,6 +23,7 @@ import csv
 import hashlib
 import io
 import json
+import logging
 import os
 import sys
 import time
@@ -36,6 +37,7 @@ from rag.pipeline import Pipeline
 from rag.records import Answer, answer_json
 from rag.settings import Settings
 
+_log = logging.getLogger(__name__)
 FIELDS = ("id", "question", "answer", "refused", "error", "citations", "passages", "models",
           "settings", "checks", "timings", "tokens")
 # columns of older versions' CSV outputs: still read, never appended to
@@ -307,13 +309,13 @@ def _uncell(row: dict) -> dict:
 
 
 def answer_file(settings: Settings, questions: Path, output: Path, progress: bool = False,
-                rebuild: bool = False, log: Callable = print) -> BatchResult:
+                rebuild: bool = False, log: Callable = _log.info) -> BatchResult:
     """`rag batch`: read and check the questions file, then answer what `output` lacks."""
     return run_batch(read_questions(questions), output, settings,
                      pipeline_maker(settings, rebuild, log), progress)
 
 
-def pipeline_maker(settings: Settings, rebuild: bool = False, log: Callable = print) -> Callable[[], Pipeline]:
+def pipeline_maker(settings: Settings, rebuild: bool = False, log: Callable = _log.info) -> Callable[[], Pipeline]:
     """What makes the one pipeline of a run, when (and if) it is needed."""
     def make() -> Pipeline:
         from rag.index import ensure_index

@@ -1,11 +1,14 @@
 """The `rag` command: parse, call one library function, print. Nothing else lives here.
 
-Every library error (RagError) becomes one French line on stderr and exit code 1.
+Every library error (RagError) becomes one French line on stderr and exit code 1. The
+library reports progress through the `log` callbacks it is given (here `_log`, to stderr)
+and warnings through `logging`: the command shows those of the `rag` loggers on stderr.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -43,6 +46,19 @@ class _Group(click.Group):
 def main(ctx: click.Context, config, **flags) -> None:
     """Questions en français sur un corpus d'articles, réponses avec citations."""
     ctx.obj = {"config": config, "flags": flags}
+    _show_warnings()
+
+
+class _Echo(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(self.format(record), err=True)  # the stderr of the moment (tests swap it)
+
+
+def _show_warnings() -> None:
+    """The library's warnings (a file skipped, a model list unreadable…) as plain lines on stderr."""
+    logger = logging.getLogger("rag")
+    if not any(isinstance(h, _Echo) for h in logger.handlers):
+        logger.addHandler(_Echo(logging.WARNING))
 
 
 def _settings(ctx: click.Context) -> Settings:

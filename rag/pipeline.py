@@ -10,6 +10,7 @@ verdict. What a small model needs to be usable lives there, not here.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Iterator
 
@@ -26,13 +27,14 @@ from rag.settings import Settings
 from rag.text import terms
 
 REFUSAL = checks.REFUSAL
+_log = logging.getLogger(__name__)
 
 
 class Pipeline:
     """Holds the index, retriever and model for the life of the process."""
 
     def __init__(self, settings: Settings, index: Index | None = None, llm: LLM | None = None,
-                 log=print):
+                 log=_log.info):
         self.settings = settings
         self.index = index or ensure_index(settings, log=log)
         self._llm = llm

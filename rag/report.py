@@ -16,6 +16,7 @@ only to draw the chart, through its Agg canvas (no window, no pyplot state).
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -27,6 +28,7 @@ from rag.evaluation import (BASELINE_PASSAGES, KS, SHORT_ANSWER_CHARS, Reference
                             retrieval_summary, score_record, summary)
 from rag.settings import Settings
 
+_log = logging.getLogger(__name__)
 RUNS = Path("out") / "eval"  # where a run's folder goes by default, under the current folder
 APP = "app"
 # (section, figure, label, short label) of the answer table: the app and the baselines
@@ -84,7 +86,7 @@ def _new_folder(base: Path, split: str, now: datetime) -> Path:
 
 def evaluate(settings: Settings, reference: Path, out: Path | None = None, resume: str | None = None,
              answers: Path | None = None, split: str = "all", progress: bool = False, rebuild: bool = False,
-             make_pipeline: Callable | None = None, log: Callable = print) -> tuple[dict, Path]:
+             make_pipeline: Callable | None = None, log: Callable = _log.info) -> tuple[dict, Path]:
     """Answer the `split` reference questions into the run's answers.jsonl (`run_folder`
     gives the folder from `out` and `resume`), or score `answers`; score them and the
     baselines, write eval.json, report.md and chart.png there; return eval.json and the folder."""

@@ -50,3 +50,29 @@ def test_corrupt_index_is_an_error(run, settings: Settings):
     (settings.index_dir / manifest["build"] / "passages.jsonl").write_text("abîmé", "utf-8")
     result = run("ask", "Qui dirige Meta ?")
     assert result.exit_code == 1 and "corrompu" in result.stderr
+
+
+def test_library_warnings_reach_stderr_once(run, monkeypatch):
+    import logging
+
+    def list_models(settings):
+        logging.getLogger("rag.models").warning("Registre illisible : %s", "models.txt")
+        return []
+
+    monkeypatch.setattr("rag.models.list_models", list_models)
+    for _ in range(2):  # the handler is installed once, whatever the number of commands
+        result = run("models")
+        assert result.exit_code == 0 and result.stderr == "Registre illisible : models.txt\n"
+
+
+def test_library_modules_never_print():
+    """Progress goes through `log` callbacks (a module logger by default), warnings through logging."""
+    import ast
+
+    import rag
+
+    for path in Path(rag.__file__).parent.rglob("*.py"):
+        if path.name in ("cli.py", "__main__.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            assert not (isinstance(node, ast.Name) and node.id == "print"), f"{path.name}:{node.lineno}"
