@@ -49,7 +49,7 @@ class Pipeline:
     @property
     def retriever(self) -> Retriever:
         if self._retriever is None:
-            self._retriever = Retriever.from_index(self.index, get_embedder(self.settings))
+            self._retriever = Retriever.from_index(self.index, get_embedder(self.settings), self.settings.diversify)
         return self._retriever
 
     def with_settings(self, settings: Settings) -> "Pipeline":

@@ -68,7 +68,7 @@ def serve_fake(root: Path, delay: float, planted: bool = False):
         plant(root / "seeds")
     settings = Settings(seeds_dir=root / "seeds", index_dir=root / "index", models_dir=root / "models",
                         llm="fake", llm_backend="fakes:FakeLLM", embedder="fake",
-                        embedder_backend="fakes:fake_embedder", threads=1)
+                        embedder_backend="fakes:fake_embedder", threads=1, retrieval="hybrid")
     slow = SlowLLM(delay)
     pipeline = Pipeline(settings, index=build_index(settings, log=lambda *_: None), llm=slow)
     app, url = launch(settings, pipeline)

@@ -60,7 +60,8 @@ def test_a_mixed_folder_is_added_and_the_broken_files_reported(settings: Setting
     assert "SCRIPT-FUITE" not in index.article("zorglub.html").text
     assert (settings.seeds_dir / "tramway.md").read_text("utf-8") == NOTES  # copied as is, name kept
     assert not (settings.seeds_dir / "scan.pdf").exists()
-    assert any("3 à encoder" in m for m in messages)  # only the new articles are embedded
+    new = sum(p.doc_id in {"fontaines.pdf", "zorglub.html", "tramway.md"} for p in index.passages)
+    assert any(f" {new} à encoder" in m for m in messages), messages  # only the new articles are embedded
     assert load_index(settings).store.count() == len(index.passages)  # up to date, not stale
     text = format_report(report)
     assert "3 fichiers ajoutés :" in text and "6 fichiers ignorés :" in text

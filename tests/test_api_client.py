@@ -120,7 +120,7 @@ def test_rag_serve_command_serves_the_chat(settings):
     port = free_port()
     tests = str(Path(__file__).parent)  # where the fake model the server loads lives
     env = {**os.environ, "RAG_LLM": "fake", "RAG_LLM_BACKEND": "fakes:FakeLLM", "RAG_EMBEDDER": "fake",
-           "RAG_EMBEDDER_BACKEND": "fakes:fake_embedder",
+           "RAG_EMBEDDER_BACKEND": "fakes:fake_embedder", "RAG_RETRIEVAL": "hybrid",
            "RAG_SEEDS_DIR": str(settings.seeds_dir), "RAG_INDEX_DIR": str(settings.index_dir),
            "RAG_MODELS_DIR": str(settings.models_dir), "PYTHONPATH": tests}
     server = subprocess.Popen([sys.executable, "-m", "rag", "serve", "--port", str(port)], env=env,

@@ -117,8 +117,8 @@ def test_one_record_per_question_and_failures_recorded(settings, index, tmp_path
     assert ok["error"] is None and ok["refused"] is False and ok["tokens"] > 0
     assert ok["models"] == {"llm": "fake", "embedder": "fake"}
     assert ok["settings"] == empty["settings"] == settings_of(settings)
-    assert {"llm": "fake", "embedder": "fake", "retrieval": "hybrid", "k": 3, "bm25_weight": 0.6,
-            "passage_chars": 600, "temperature": 0.0, "max_tokens": 256, "verify": True}.items() <= ok["settings"].items()
+    assert {"llm": "fake", "embedder": "fake", "retrieval": "hybrid", "k": 4, "bm25_weight": 0.6, "diversify": False,
+            "passage_chars": 200, "temperature": 0.0, "max_tokens": 256, "verify": True}.items() <= ok["settings"].items()
     assert len(ok["settings"]["prompts"]) == 16
     assert {"retrieval", "first_token", "total"} <= set(ok["timings"])
     assert 1 <= len(ok["passages"]) <= settings.k
@@ -209,7 +209,7 @@ def test_an_output_for_other_questions_or_models_is_refused(settings, index, tmp
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 @pytest.mark.parametrize("change, difference", [
-    ({"k": 4}, "k : 3 dans le fichier, 4 maintenant"),
+    ({"k": 5}, "k : 4 dans le fichier, 5 maintenant"),
     ({"temperature": 0.7}, "temperature : 0.0 dans le fichier, 0.7 maintenant"),
     ({"verify": False}, "verify : true dans le fichier, false maintenant"),
     ({"retrieval": "bm25"}, "retrieval : « hybrid » dans le fichier, « bm25 » maintenant"),

@@ -17,7 +17,8 @@ def bm25_top(tmp_path_factory):
     from rag.settings import Settings
 
     folder = tmp_path_factory.mktemp("index")
-    settings = Settings(index_dir=folder, models_dir=folder / "models", llm="fake", embedder="fake",
+    # 600-character passages: the lenient figures below were measured with them
+    settings = Settings(index_dir=folder, models_dir=folder / "models", llm="fake", embedder="fake", passage_chars=600,
                         embedder_backend="fakes:fake_embedder", threads=1)
     pipeline = Pipeline(settings, index=build_index(settings, log=lambda *_: None))
     return lambda question: [h.passage for h in pipeline.retriever.search(question, BASELINE_PASSAGES, mode="bm25")]

@@ -11,7 +11,7 @@ import pytest
 from rag.batch import read_records
 from rag.errors import RagError
 from rag.report import run_folder
-from rag.settings import PROJECT_ROOT
+from rag.settings import PROJECT_ROOT, Settings
 
 IDS = ("q001", "q002", "q015", "q016")  # q002 has no answer in the corpus
 SPLITS = {"q001": "dev", "q002": "test", "q015": "dev"}  # q016 has none: only in « all »
@@ -65,7 +65,7 @@ def test_eval_writes_json_markdown_and_chart(run, reference, tmp_path):
     assert set(f["by_tag"]) == {"simple", "paraphrase", "unanswerable"}
     assert [r["id"] for r in doc["rows"]] == list(IDS)
     assert doc["models"] == {"llm": "fake", "embedder": "fake"} and doc["split"] == "all"
-    assert doc["settings"]["k"] == 3 and doc["settings_variants"] == [{"settings": doc["settings"], "ids": list(IDS)}]
+    assert doc["settings"]["k"] == Settings().k and doc["settings_variants"] == [{"settings": doc["settings"], "ids": list(IDS)}]
     assert list(doc["baselines"]) == ["bm25-passage", "bm25-sentence", "refuse-all"]
     for baseline in doc["baselines"].values():
         assert {"answers", "citations", "refusals", "language", "by_tag"} <= set(baseline["figures"])
@@ -121,7 +121,7 @@ def test_resume_continues_an_interrupted_run(run, reference, tmp_path):
 
 
 def test_resume_refuses_other_settings(run, reference, tmp_path):
-    assert run("eval", "--reference", str(reference), "--out", "k3").exit_code == 0
+    assert run("--k", "3", "eval", "--reference", str(reference), "--out", "k3").exit_code == 0
     result = run("--k", "2", "eval", "--reference", str(reference), "--resume", "k3")
     assert result.exit_code == 1
     assert "d'autres réglages (k : 3 dans le fichier, 2 maintenant)" in result.stderr
@@ -196,7 +196,7 @@ def test_eval_scores_an_answers_file_without_the_language_model(run, reference, 
 
 
 def test_an_answers_file_reports_the_settings_it_was_made_with(run, reference, tmp_path):
-    assert run("eval", "--reference", str(reference), "--out", "a").exit_code == 0
+    assert run("--k", "3", "eval", "--reference", str(reference), "--out", "a").exit_code == 0
     result = run("--k", "5", "eval", "--reference", str(reference), "--answers", "a/answers.jsonl", "--out", "b")
     assert result.exit_code == 0, result.output
     assert _doc(tmp_path / "b")["settings"]["k"] == 3  # the records', not the current k = 5
