@@ -16,19 +16,37 @@ from pydantic import ValidationInfo
 
 from rag.errors import RagError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+# Run from a checkout (an editable install too), everything sits beside the package: prompts/
+# and models.txt where they are edited, seeds/, index/ and models/. Installed from a wheel,
+# prompts and models.txt are package data (rag/data/) and the rest goes to a user folder.
+CHECKOUT = (PROJECT_ROOT / "pyproject.toml").is_file() and (PROJECT_ROOT / "prompts").is_dir()
+SHIPPED = PROJECT_ROOT if CHECKOUT else PACKAGE_DIR / "data"
+DEFAULT_DATA_DIR = PROJECT_ROOT if CHECKOUT else Path.home() / ".local" / "share" / "rag"
+DATA_SUBDIRS = {"seeds_dir": "seeds", "index_dir": "index", "models_dir": "models"}
 ENV_PREFIX = "RAG_"
 
 
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # where things are
-    seeds_dir: Path = PROJECT_ROOT / "seeds"
-    index_dir: Path = PROJECT_ROOT / "index"
-    prompts_dir: Path = PROJECT_ROOT / "prompts"
-    models_dir: Path = PROJECT_ROOT / "models"  # assembled / downloaded model files
-    models_file: Path = PROJECT_ROOT / "models.txt"
+    # where things are: seeds/, index/ and models/ under data_dir, each unless set itself
+    data_dir: Path = DEFAULT_DATA_DIR  # RAG_DATA_DIR; the checkout, or ~/.local/share/rag when installed
+    seeds_dir: Path = None  # the corpus; default data_dir/seeds
+    index_dir: Path = None  # default data_dir/index
+    models_dir: Path = None  # assembled / downloaded model files; default data_dir/models
+    prompts_dir: Path = SHIPPED / "prompts"
+    models_file: Path = SHIPPED / "models.txt"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _under_data_dir(cls, values: object) -> object:
+        if isinstance(values, dict):
+            data_dir = Path(values.get("data_dir") or DEFAULT_DATA_DIR)
+            values = {**values, **{name: data_dir / sub for name, sub in DATA_SUBDIRS.items()
+                                   if values.get(name) is None}}
+        return values
 
     # which models (names from models.txt)
     llm: str = "qwen2.5-coder-1.5b-instruct"

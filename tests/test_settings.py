@@ -41,3 +41,20 @@ def test_unknown_key_in_file_is_refused(tmp_path: Path):
     file.write_text("kk = 3\n", encoding="utf-8")
     with pytest.raises(RagError, match="kk"):
         load_settings(file)
+
+
+def test_a_checkout_keeps_its_layout():
+    from rag.settings import PROJECT_ROOT
+
+    s = load_settings(env={})
+    assert s.data_dir == PROJECT_ROOT
+    assert (s.seeds_dir, s.index_dir, s.models_dir) == (PROJECT_ROOT / "seeds", PROJECT_ROOT / "index",
+                                                        PROJECT_ROOT / "models")
+    assert s.prompts_dir == PROJECT_ROOT / "prompts" and s.models_file == PROJECT_ROOT / "models.txt"
+
+
+def test_data_dir_holds_corpus_index_and_models_unless_one_is_set(tmp_path: Path):
+    s = load_settings(env={"RAG_DATA_DIR": str(tmp_path), "RAG_INDEX_DIR": "/elsewhere/index"})
+    assert (s.seeds_dir, s.models_dir) == (tmp_path / "seeds", tmp_path / "models")
+    assert s.index_dir == Path("/elsewhere/index")
+    assert load_settings(env={}, data_dir=tmp_path).index_dir == tmp_path / "index"
