@@ -59,7 +59,8 @@ class FakeLLM:
             return "oui"
         if "Question de suivi :" in prompt:
             return _rewrite(prompt)
-        match = re.search(r"^\[1\] .*?\n(.+?[.!?])(?:\s|$)", prompt, re.MULTILINE | re.DOTALL)
+        # the first sentence of extract [1], without the « that opens it
+        match = re.search(r"^\[1\] .*?\n(?:« )?(.+?[.!?])(?:\s|$)", prompt, re.MULTILINE | re.DOTALL)
         return f"{match.group(1)} [1]" if match else REFUSAL
 
     def stream(self, messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:

@@ -7,6 +7,7 @@ The screenshot of a cited answer is saved to out/screenshots/chat.png.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -16,8 +17,9 @@ import pytest
 
 from rag import chat_html
 from fakes import FakeLLM
-from rag.index import build_index
-from rag.pipeline import Pipeline
+from rag.citations import strip_markers
+from rag.index import build_index, load_index
+from rag.pipeline import REFUSAL, Pipeline
 from rag.settings import PROJECT_ROOT, Settings
 from serving import SEEDS, PLANTED_QUESTION, SlowLLM, launch, plant, serve_fake
 
@@ -167,7 +169,7 @@ def test_stop_then_a_follow_up_in_context(fake, new_page):
 
 def test_two_tabs_queue_and_each_gets_its_own_answer(fake, new_page):
     url, pipeline, slow = fake
-    questions = [META, "Combien Elon Musk a-t-il payé pour acheter Twitter ?"]
+    questions = [META, PLANTED_QUESTION]
     pages = [open_chat(new_page(), url) for _ in questions]
     for page, question in zip(pages, questions):
         ask(page, question)
@@ -179,10 +181,13 @@ def test_two_tabs_queue_and_each_gets_its_own_answer(fake, new_page):
 
 
 @pytest.mark.e2e
-def test_real_models_answer_in_the_browser(new_page, tmp_path_factory):
-    """Qwen2.5 1.5B and USE: the figure in the answer, the article in a card; timings printed."""
-    settings = Settings(index_dir=tmp_path_factory.mktemp("real") / "index", threads=os.cpu_count() or 2)
-    pipeline = Pipeline(settings, index=build_index(settings, log=lambda *_: None))
+def test_real_models_answer_in_the_browser(new_page, real_index_dir):
+    """The default models behind the page: it shows, streamed, the answer the same pipeline
+    gives in this process (greedy decoding: the same text), and its cited article in a card.
+    What the answer says is the rate tests' business (tests/test_e2e.py); timings printed."""
+    settings = Settings(index_dir=real_index_dir, threads=os.cpu_count() or 2)
+    pipeline = Pipeline(settings, index=load_index(settings))
+    want = pipeline.ask(META)
     app, url = launch(settings, pipeline)
     try:
         page = open_chat(new_page(), url)
@@ -190,14 +195,19 @@ def test_real_models_answer_in_the_browser(new_page, tmp_path_factory):
         started = time.perf_counter()
         wait_first_token(page, 1, timeout=300)
         first = time.perf_counter() - started
-        answer = wait_answer(page, 1, timeout=300)
+        if want.refused:
+            page.wait_for_function(f"document.body.innerText.includes({json.dumps(REFUSAL)})", timeout=300_000)
+            answer = flat(page.locator(BOT).nth(0).inner_text())
+        else:
+            answer = wait_answer(page, 1, timeout=300)
         total = time.perf_counter() - started
         print(f"\nNavigateur, modèles réels : premier mot {first:.1f} s, réponse complète {total:.1f} s")
         print(f"Réponse : {answer}")
-        assert "65 milliards" in answer
+        assert strip_markers(answer).startswith(strip_markers(want.text)), (answer, want.text)
         cards = page.locator("#rag-sources .rag-card")
-        assert any("002_dbf84de5b56e379c.txt" in text for text in cards.all_inner_texts())
-        assert any(META_EVIDENCE in flat(text) for text in cards.all_text_contents())
+        for citation in want.citations:
+            assert any(f"{citation.passage.doc_id}" in text for text in cards.all_inner_texts())
+            assert any(flat(citation.quote)[:60] in flat(text) for text in cards.all_text_contents())
         page.screenshot(path=str(SCREENSHOT.with_name("chat-real.png")), full_page=True)
     finally:
         app.close()

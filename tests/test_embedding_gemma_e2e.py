@@ -1,9 +1,9 @@
 """End to end with the real EmbeddingGemma-300M, assembled by `rag models pull embeddinggemma-300m`.
 
-Builds a real index of seeds/ with it (about a minute on 2 cores) and checks that dense
+The default embedder. On the shared index of seeds/ (built once per session) checks that dense
 retrieval alone finds the evidence of clear-cut reference questions, and that the
 model's query and document prompts (with the article title) are what gets encoded.
-Skipped, saying so, when the model has not been assembled on this machine.
+Without the model assembled, the shared index fails to build: a failure, never a skip.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from rag.embedding import Embedder, get_embedder
 from rag.evaluation import holds
-from rag.index import Index, build_index
+from rag.index import Index, load_index
 from rag.retrieval import Retriever
 from rag.settings import PROJECT_ROOT, Settings
 
@@ -29,13 +29,11 @@ QUESTIONS = ["q001", "q014", "q040", "q059"]
 
 
 @pytest.fixture(scope="module")
-def gemma(tmp_path_factory) -> tuple[Embedder, Index]:
-    settings = Settings(embedder=NAME, index_dir=tmp_path_factory.mktemp("index"), threads=os.cpu_count() or 2)
-    if not (settings.models_dir / NAME).is_dir():
-        pytest.skip(f"EmbeddingGemma n'est pas assemblé dans {settings.models_dir} : "
-                    f"lancez `rag models pull {NAME}` (ou scripts/setup.sh)")
-    index = build_index(settings, log=lambda *_: None)  # a damaged folder fails here, it is not skipped
-    return get_embedder(settings), index
+def gemma(real_index_dir) -> tuple[Embedder, Index]:
+    """The default embedder: the shared e2e index (tests/conftest.py) is built with it."""
+    settings = Settings(index_dir=real_index_dir, threads=os.cpu_count() or 2)
+    assert settings.embedder == NAME
+    return get_embedder(settings), load_index(settings)
 
 
 def references() -> dict[str, dict]:

@@ -16,7 +16,6 @@ import pytest
 
 from model_server import free_port, llama_cpp_server, running
 from rag import models
-from rag.index import build_index
 from rag.llms.llamacpp import LlamaCppLLM
 from rag.llms.openai import OpenAILLM
 from rag.settings import PROJECT_ROOT, Settings
@@ -45,15 +44,8 @@ def server(tmp_path_factory) -> str:
         yield url
 
 
-@pytest.fixture(scope="module")
-def index_dir(tmp_path_factory) -> Path:
-    settings = Settings(index_dir=tmp_path_factory.mktemp("index"))
-    build_index(settings, log=lambda *_: None)
-    return settings.index_dir
-
-
-def test_rag_ask_through_the_server_streams_a_grounded_cited_answer(server: str, index_dir: Path):
-    env = {**os.environ, "RAG_INDEX_DIR": str(index_dir), "RAG_LLM_BACKEND": "openai",
+def test_rag_ask_through_the_server_streams_a_grounded_cited_answer(server: str, real_index_dir: Path):
+    env = {**os.environ, "RAG_INDEX_DIR": str(real_index_dir), "RAG_LLM_BACKEND": "openai",
            "RAG_OPENAI_BASE_URL": server}
     run = subprocess.run([sys.executable, "-m", "rag", "ask", "--json", META_2025], capture_output=True,
                          text=True, env=env, cwd=PROJECT_ROOT, timeout=900)
