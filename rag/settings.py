@@ -57,7 +57,7 @@ class Settings(BaseModel):
     openai_model: str | None = None  # the model's name on the server; default: llm
     openai_api_key: SecretStr | None = None  # RAG_OPENAI_API_KEY; never logged, shown or recorded
     openai_timeout: float = 300.0  # seconds the server may stay silent (it may be busy with others)
-    embedder: str = "embeddinggemma-300m"  # use-multilingual-v3: 6x faster to build, for very large corpora
+    embedder: str = "embeddinggemma-300m"  # use-multilingual-v3: ~40x faster to build, for very large corpora
     # where it runs: "local" (a model of models.txt, in this process) or "package.module:factory"
     embedder_backend: str = "local"
 
