@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 import time
 
 from rag.evaluation import in_split, load_reference, percentile
 from rag.settings import PROJECT_ROOT, Settings, load_settings
+
+# a sibling in bench/, found because the script's folder heads sys.path
+from helpers import busy_process  # noqa: E402
 
 
 def main() -> None:
@@ -35,21 +36,16 @@ def main() -> None:
     questions = [r.question for r in in_split(load_reference(PROJECT_ROOT / "eval" / "reference.jsonl"), "dev")]
     questions = questions[:args.questions]
     pipeline.ask(questions[-1])  # loads the models and computes the system prompts' KV caches
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if args.busy else None
-    try:
+    with busy_process(args.busy):
         load = os.getloadavg()[0]
         first, total = [], []
         for q in questions:
-            started = time.perf_counter()
-            for item in pipeline.stream(q):
-                if isinstance(item, str) and len(first) == len(total):
-                    first.append(time.perf_counter() - started)
+            started, waited = time.perf_counter(), None
+            for _ in pipeline.stream(q):  # pieces (str), then the checked Answer
+                if waited is None:
+                    waited = time.perf_counter() - started
+            first.append(waited)
             total.append(time.perf_counter() - started)
-            if len(first) < len(total):  # nothing streamed (no passage): not a wait for a token
-                total.pop()
-    finally:
-        if spinner:
-            spinner.kill()
     print(f"threads {args.threads}, {'à côté d’un processus occupé' if args.busy else 'machine libre'}, "
           f"{len(first)} questions, charge avant {load:.2f}, après {os.getloadavg()[0]:.2f}")
     print(f"1er token p50 {percentile(first, 50):.2f} s  p95 {percentile(first, 95):.2f} s  "

@@ -8,11 +8,26 @@ from __future__ import annotations
 
 import random
 import re
+import subprocess
+import sys
 from collections import Counter
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+
+
+@contextmanager
+def busy_process(busy: bool = True) -> Iterator[None]:
+    """One process spinning on a core meanwhile (another program the user has open)."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    try:
+        yield
+    finally:
+        if spinner:
+            spinner.kill()
+            spinner.wait()
 
 
 def perturb(text: str, rng: random.Random) -> str:

@@ -30,6 +30,9 @@ from statistics import median
 
 from rag.settings import PROJECT_ROOT, Settings
 
+# a sibling in bench/, found because the script's folder heads sys.path
+from helpers import busy_process  # noqa: E402
+
 QUESTION = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
 
 
@@ -73,15 +76,10 @@ def child(model: str, threads: int, repeats: int, tokens: int) -> dict:
 
 def measure(model: Path, threads: int, policy: str, busy: bool, repeats: int, tokens: int) -> dict:
     env = {**os.environ, "OMP_WAIT_POLICY": policy.upper()}
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
-    try:
+    with busy_process(busy):
         load = os.getloadavg()[0]
         out = subprocess.run([sys.executable, __file__, "--child", str(model), str(threads), str(repeats), str(tokens)],
                              capture_output=True, text=True, env=env, check=True)
-    finally:
-        if spinner:
-            spinner.kill()
-            spinner.wait()
     return {"model": model.name, "threads": threads, "omp_wait_policy": policy, "busy": busy,
             "load_before": load} | json.loads(out.stdout.strip().splitlines()[-1])
 
