@@ -7,7 +7,7 @@ widened by `window` sentences on each side within its article, extracts that ove
 touch are merged (one article's story is read once, in order), and each extract keeps
 its article's title. Extracts are ordinary passages with offsets into the cleaned
 article, so citations, the chat's cards and the eval treat them like any passage.
-Sizes and windows were chosen on the dev split (bench/prompt_size.py, README).
+Sizes and windows were chosen on the dev split (bench/context_quality.py, README).
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ def extracts(hits: Sequence[Hit], article: Callable[[str], Article], window: int
 
 def widen(text: str, start: int, end: int, window: int) -> tuple[int, int]:
     """[start, end) grown to whole sentences, plus `window` sentences before and after."""
+    if window <= 0:  # the default: no need to split the article
+        return start, end
     sentences = split_sentences(text)
-    if window <= 0 or not sentences:
+    if not sentences:
         return start, end
     first = next((i for i, (_, e) in enumerate(sentences) if e > start), len(sentences) - 1)
     last = max((i for i, (s, _) in enumerate(sentences) if s < end), default=first)
