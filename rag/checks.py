@@ -29,7 +29,7 @@ every verdict is recorded, by name, in `Answer.checks`:
               without probabilities (« No », « Faux », an empty reply confirm nothing);
 10. confident  the model's own first-token probability of refusing, measured before it
               wrote, is at most `max_p_refuse`.
-The thresholds of 7 and 8 are calibrated on the reference set's dev split
+The thresholds of 9 and 10 are calibrated on the reference set's dev split
 (bench/calibrate.py). Reading markers and finding supporting sentences is citations.py's.
 """
 
@@ -75,8 +75,9 @@ _QUANTITY_WORDS = set(_NUMBER_WORDS) | {"million", "millions", "milliard", "mill
                                         "quart", "dizaine", "dizaines", "centaine", "centaines", "millier",
                                         "milliers", "double", "triple", "aucun", "aucune"}
 # A sum of money is asked for: the answer must carry one (« près d'une décennie » is no price)
-_MONEY_ASKED = re.compile(r"\b(?:pa[yi](?:é|ée|és|ées|er|e|es|ent|ait|aient|a|era|eront)|co[uû]t\w*|d[ée]pens\w*|investi\w*|prix|montant|tarif\w*|salaires?"
-                          r"|budgets?|sommes?|amendes?|chiffre d'affaires|valorisation|vendu\w* pour|rachet\w* pour)\b",
+_MONEY_ASKED = re.compile(r"\b(?:pa[yi](?:é|ée|és|ées|er|e|es|ent|ait|aient|a|era|eront)|co[uû]t\w*|d[ée]pens\w*"
+                          r"|investi\w*|prix|montant|tarif\w*|salaires?|budgets?|sommes?|amendes?|chiffre d'affaires"
+                          r"|valorisation|vendu\w* pour|rachet\w* pour)\b",
                           re.IGNORECASE)
 _MONEY = re.compile(r"[$€£]|\b(?:dollars?|euros?|livres?|francs?|yuans?|yens?|millions?|milliards?|mds?|k€|m€)\b",
                     re.IGNORECASE)
