@@ -84,8 +84,7 @@ def test_any_damaged_file_is_reported_not_half_loaded(settings: Settings, name: 
 
 def test_old_format_asks_for_a_rebuild_and_rebuild_fixes_it(settings: Settings):
     build_index(settings, log=quiet)
-    manifest = json.loads((settings.index_dir / MANIFEST).read_text("utf-8"))
-    (settings.index_dir / MANIFEST).write_text(json.dumps({**manifest, "format": 1}), "utf-8")
+    _rewrite_manifest(settings, format=1)
     with pytest.raises(RagError, match="format ancien.*--rebuild"):
         load_index(settings)
     assert ensure_index(settings, rebuild=True, log=quiet).store.count() > 5
@@ -203,8 +202,7 @@ def test_near_duplicate_groups_are_recorded(settings: Settings):
 
 def test_new_cleaning_rules_reembed_only_the_articles_they_change(settings: Settings):
     build_index(settings, log=quiet)
-    manifest = json.loads((settings.index_dir / MANIFEST).read_text("utf-8"))
-    (settings.index_dir / MANIFEST).write_text(json.dumps({**manifest, "pipeline": 1}), "utf-8")
+    _rewrite_manifest(settings, pipeline=1)
     with pytest.raises(RagError, match="pipeline"):
         load_index(settings)
     messages = []
@@ -272,3 +270,9 @@ def test_a_reader_meeting_a_replaced_build_reads_the_new_one(settings: Settings,
 
     monkeypatch.setattr(index_module, "_load", racing)
     assert "005_nouveau" in load_index(settings).articles  # read again, not the error
+
+
+def _rewrite_manifest(settings: Settings, **changes) -> None:
+    """The index's manifest as an older version of the app wrote it."""
+    path = settings.index_dir / MANIFEST
+    path.write_text(json.dumps({**json.loads(path.read_text("utf-8")), **changes}), "utf-8")
