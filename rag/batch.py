@@ -46,7 +46,7 @@ OLDER_FIELDS = (tuple(f for f in FIELDS if f != "checks"), OLDEST_FIELDS)
 # the settings that change answers, recorded in every record (with a hash of the prompts)
 ANSWER_SETTINGS = ("llm", "llm_backend", "embedder", "retrieval", "k", "candidates", "bm25_weight", "diversify",
                    "passage_chars", "passage_overlap", "window", "temperature", "max_tokens", "verify",
-                   "min_p_yes", "max_p_refuse")
+                   "min_p_yes", "max_p_refuse", "enforce_checks")
 _TEXT_FIELDS = ("id", "question", "answer", "error")  # stored as is in a CSV cell
 
 

@@ -117,7 +117,7 @@ class Outcome:
 
     def record(self) -> dict:
         """The verdicts as plain data, for `Answer.checks` and batch records."""
-        failed = next((v.check for v in self.verdicts if not v.passed), None)
+        failed = next((v.check for v in self.verdicts if not v.passed), None) if self.refused else None
         return {"refusal": failed, "verdicts": [{"check": v.check, "passed": v.passed, "detail": v.detail}
                                                 for v in self.verdicts]}
 
@@ -125,13 +125,15 @@ class Outcome:
 Check = Callable[[Draft], "tuple[Draft, Verdict]"]
 
 
-def run(draft: Draft, checks: Sequence[Check]) -> Outcome:
-    """Apply `checks` in order; the first that fails turns the answer into the refusal."""
+def run(draft: Draft, checks: Sequence[Check], enforce: bool = True) -> Outcome:
+    """Apply `checks` in order; the first that fails turns the answer into the refusal.
+    Not enforced (a calibration run), every check runs and only the model's own refusal
+    refuses: the record then tells what any subset of checks would have done."""
     verdicts = []
     for check in checks:
         draft, verdict = check(draft)
         verdicts.append(verdict)
-        if not verdict.passed:
+        if not verdict.passed and (enforce or verdict.check == "refusal"):
             return Outcome(REFUSAL, True, tuple(verdicts))
     return Outcome(draft.text, False, tuple(verdicts))
 

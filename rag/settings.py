@@ -92,6 +92,7 @@ class Settings(BaseModel):
     # thresholds of the checks (rag/checks.py), calibrated on the dev split (bench/calibrate.py)
     min_p_yes: float = 0.4  # the verifier's P(oui) / (P(oui) + P(non)) needed to keep an answer
     max_p_refuse: float = 1.0  # the model's first-token P(refusing) above which the answer is refused
+    enforce_checks: bool = True  # False: every check runs and is recorded, none refuses (calibration runs)
 
     # the chat (`rag serve`)
     host: str = "127.0.0.1"  # only this machine; another address exposes the app on a network

@@ -182,6 +182,18 @@ def test_the_stage_stops_at_the_first_failure_and_records_every_verdict():
         "refusal", "markers", "grounded"]
 
 
+
+def test_a_calibration_run_records_every_verdict_and_refuses_only_a_refusal():
+    stage = [checks.refusal, checks.markers, checks.grounded, checks.cited]
+    outcome = checks.run(draft("ByteDance [1]."), stage, enforce=False)
+    assert not outcome.refused and outcome.text == "ByteDance [1]."
+    record = outcome.record()
+    assert record["refusal"] is None
+    assert [(v["check"], v["passed"]) for v in record["verdicts"]] == [
+        ("refusal", True), ("markers", True), ("grounded", False), ("cited", True)]
+    refused = checks.run(draft("Je ne trouve pas la réponse."), stage, enforce=False)
+    assert refused.refused and refused.record()["refusal"] == "refusal"
+
 def test_names_may_come_from_the_cited_article_but_numbers_only_from_the_cited_passage():
     article = "Mark Zuckerberg dirige Meta. " + MEETING + " Meta a payé 25 millions."
     base = Draft("Mark Zuckerberg a lu la note de Guy Rosen [1].", "Qui a lu la note ?", hits(MEETING))
