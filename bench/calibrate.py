@@ -1,24 +1,28 @@
-"""Choose the checks' thresholds (min_p_yes, max_p_refuse) on recorded answers of the dev split.
+"""Choose the checks (which rules, which thresholds) on recorded answers of the dev split.
 
-    rag --config permissive.toml eval --split dev        # min_p_yes = 0, max_p_refuse = 1
-    python bench/calibrate.py out/eval/<run>/answers.jsonl [--split dev] [--max-wrong 0.05]
+    # min_p_yes = 0, max_p_refuse = 1, enforce_checks = false in permissive.toml
+    rag --config permissive.toml eval --split dev
+    python bench/calibrate.py out/eval/<run>/answers.jsonl [more answers.jsonl] \
+        [--reference eval/reference.jsonl --reference eval/faq/reference.jsonl] [--max-wrong 0.05]
 
-The answers must come from a run whose thresholds let everything through (min_p_yes = 0,
-max_p_refuse = 1): each record then holds its answer and the signals the thresholds read
-(rag/checks.py: the verifier's P(oui), the model's first-token P(refusing)). For every
-pair of thresholds on a grid, the answers they would have refused become refusals and
-the set is scored with the eval's own functions. Printed: the pairs on the frontier (no
-other pair has more key facts, more refusals of off-corpus questions and fewer wrong
-refusals), and the chosen pair — most refusals of off-corpus questions with wrong
-refusals <= --max-wrong, then most key facts; when no pair keeps wrong refusals that low
-(the deterministic checks alone may refuse more), the pair with the most refusals minus
-wrong refusals. Writes out/calibration.json.
-Calibrate on dev only: the test split is for reporting.
+The answers must come from a run that let everything through: every check then ran and
+recorded its verdict, and each record holds the signals the thresholds read (rag/checks.py:
+the verifier's P(oui), the model's first-token P(refusing)). Printed first, for each rule
+that can be turned off (`OPTIONAL`), what it refuses alone: right answers, wrong answers
+and answers to off-corpus questions. Then for every set of those rules and every pair of
+thresholds on a grid, the answers they would have refused become refusals and the set is
+scored with the eval's own functions. Printed: the points on the frontier (no other has
+more key facts, more refusals of off-corpus questions and fewer wrong refusals), and the
+chosen one — most refusals of off-corpus questions with wrong refusals <= --max-wrong,
+then most key facts; when none keeps wrong refusals that low, the one with the most
+refusals minus wrong refusals. Several answer files (one per corpus) are scored as one
+set. Writes out/calibration.json. Calibrate on dev only: the test split is for reporting.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -30,6 +34,7 @@ from rag.settings import PROJECT_ROOT
 REFERENCE = PROJECT_ROOT / "eval" / "reference.jsonl"
 P_YES = [0.0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99]
 P_REFUSE = [1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05, 0.02]
+OPTIONAL = ("complete", "adds", "grounded", "aligned")  # rules a setting may leave out (`rules`)
 
 
 def signals(record: dict) -> tuple[float | None, float | None]:
@@ -39,20 +44,29 @@ def signals(record: dict) -> tuple[float | None, float | None]:
     return (p_yes if isinstance(p_yes, (int, float)) else None), checks.get("p_refuse")
 
 
-def decided(record: dict, min_p_yes: float, max_p_refuse: float) -> dict:
-    """The record as these thresholds would have left it."""
+def failed(record: dict) -> set[str]:
+    """The checks a record failed without being refused for it (a run not enforcing them)."""
+    return {v["check"] for v in (record.get("checks") or {}).get("verdicts", [])
+            if not v["passed"] and v["check"] not in ("verified", "confident")}
+
+
+def decided(record: dict, min_p_yes: float, max_p_refuse: float, rules: tuple[str, ...] = OPTIONAL) -> dict:
+    """The record as these thresholds and rules would have left it."""
     p_yes, p_refuse = signals(record)
     if record["refused"] or record["error"]:
         return record
-    if (p_yes is not None and p_yes < min_p_yes) or (p_refuse is not None and p_refuse > max_p_refuse):
+    ruled_out = {c for c in failed(record) if c in rules or c not in OPTIONAL}
+    if ruled_out or (p_yes is not None and p_yes < min_p_yes) or (p_refuse is not None and p_refuse > max_p_refuse):
         return record | {"answer": REFUSAL, "refused": True, "citations": []}
     return record
 
 
-def figures(refs: dict, records: list[dict], min_p_yes: float, max_p_refuse: float) -> dict:
-    rows = [score_record(refs[r["id"]], decided(r, min_p_yes, max_p_refuse)) for r in records]
+def figures(refs: dict, records: list[dict], min_p_yes: float, max_p_refuse: float,
+            rules: tuple[str, ...] = OPTIONAL) -> dict:
+    rows = [score_record(refs[r["id"]], decided(r, min_p_yes, max_p_refuse, rules)) for r in records]
     s = summary(rows)
-    return {"min_p_yes": min_p_yes, "max_p_refuse": max_p_refuse, "key_facts": s["answers"]["key_facts"],
+    return {"rules": list(rules), "min_p_yes": min_p_yes, "max_p_refuse": max_p_refuse,
+            "key_facts": s["answers"]["key_facts"],
             "cites_evidence": s["citations"]["cites_evidence"], "refusals": s["refusals"]["recall"],
             "wrong_refusals": s["refusals"]["wrong_refusals"]}
 
@@ -68,32 +82,55 @@ def choose(points: list[dict], max_wrong: float) -> dict:
     allowed = [p for p in points if p["wrong_refusals"] <= max_wrong]
     if not allowed:  # every pair refuses too many answerable questions: the best trade-off
         return max(points, key=lambda p: (p["refusals"] - p["wrong_refusals"], p["key_facts"]))
-    return max(allowed, key=lambda p: (p["refusals"], p["key_facts"], -p["min_p_yes"], p["max_p_refuse"]))
+    return max(allowed, key=lambda p: (p["refusals"], p["key_facts"], -len(p.get("rules", ())), -p["min_p_yes"],
+                                       p["max_p_refuse"]))
+
+
+def catches(refs: dict, records: list[dict]) -> dict[str, dict[str, int]]:
+    """For each optional rule, the answers it alone refuses: right, wrong, off-corpus."""
+    out = {rule: {"right": 0, "wrong": 0, "off-corpus": 0} for rule in OPTIONAL}
+    for record in records:
+        if record["refused"] or record["error"]:
+            continue
+        ref = refs[record["id"]]
+        kind = "off-corpus" if not ref.answerable else "right" if score_record(ref, record)["correct"] else "wrong"
+        for rule in failed(record) & set(OPTIONAL):
+            out[rule][kind] += 1
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("answers", type=Path)
+    parser.add_argument("answers", type=Path, nargs="+")
+    parser.add_argument("--reference", type=Path, action="append",
+                        help="questions de référence (plusieurs : un fichier par corpus)")
     parser.add_argument("--split", default="dev", choices=["dev", "test", "all"])
     parser.add_argument("--max-wrong", type=float, default=0.05)
     args = parser.parse_args()
-    refs = {r.id: r for r in load_reference(REFERENCE) if args.split in ("all", r.split)}
-    records = [r for r in map(json.loads, args.answers.read_text("utf-8").splitlines()) if r["id"] in refs]
+    refs = {r.id: r for path in args.reference or [REFERENCE] for r in load_reference(path)
+            if args.split in ("all", r.split)}
+    records = [r for path in args.answers for r in map(json.loads, path.read_text("utf-8").splitlines())
+               if r["id"] in refs]
     if args.split == "test":
         print("Attention : calibrer sur test fausse le rapport (test sert à rendre compte).", file=sys.stderr)
-    points = [figures(refs, records, y, r) for y in P_YES for r in P_REFUSE]
+    for rule, counts in catches(refs, records).items():
+        print(f"{rule:9} refuse seule : {counts['right']} justes, {counts['wrong']} fausses, "
+              f"{counts['off-corpus']} hors corpus")
+    rule_sets = [rules for n in range(len(OPTIONAL) + 1) for rules in itertools.combinations(OPTIONAL, n)]
+    points = [figures(refs, records, y, r, rules) for rules in rule_sets for y in P_YES for r in P_REFUSE]
     for p in sorted(frontier(points), key=lambda p: -p["refusals"]):
         print(_line(p))
     chosen = choose(points, args.max_wrong)
     print("choisi :", _line(chosen))
     out = PROJECT_ROOT / "out" / "calibration.json"
     out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"answers": str(args.answers), "split": args.split, "questions": len(records),
-                               "chosen": chosen, "points": points}, indent=1), "utf-8")
+    out.write_text(json.dumps({"answers": [str(a) for a in args.answers], "split": args.split,
+                               "questions": len(records), "chosen": chosen, "points": points}, indent=1), "utf-8")
 
 
 def _line(p: dict) -> str:
-    return (f"min_p_yes {p['min_p_yes']:.2f} max_p_refuse {p['max_p_refuse']:.2f}  key facts {p['key_facts']:.3f}  "
+    return (f"{'+'.join(p['rules']) or '-':30} min_p_yes {p['min_p_yes']:.2f} max_p_refuse {p['max_p_refuse']:.2f}  "
+            f"key facts {p['key_facts']:.3f}  "
             f"cites {p['cites_evidence']:.3f}  refusals {p['refusals']:.3f}  wrong {p['wrong_refusals']:.3f}")
 
 

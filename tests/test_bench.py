@@ -200,3 +200,28 @@ def test_calibration_without_a_pair_in_budget_takes_the_best_trade_off_not_the_m
     calibrate = _load("calibrate")
     points = [_point(0.0, 1.0, 0.3, 0.08), _point(0.7, 1.0, 0.8, 0.10), _point(0.99, 1.0, 1.0, 0.6)]
     assert calibrate.choose(points, max_wrong=0.05) == points[1]
+
+
+def _calibration_record(*failed_checks, p_yes=0.9):
+    verdicts = [{"check": c, "passed": c not in failed_checks, "detail": None}
+                for c in ("refusal", "markers", "cited", "complete", "adds", "grounded", "aligned")]
+    verdicts.append({"check": "verified", "passed": True, "detail": p_yes})
+    return {"id": "q1", "answer": "Meta [1].", "refused": False, "error": None, "citations": [],
+            "checks": {"refusal": None, "verdicts": verdicts, "p_refuse": 0.1}}
+
+
+def test_calibration_applies_only_the_rules_of_the_set_and_always_the_others():
+    calibrate = _load("calibrate")
+    adds = _calibration_record("adds")
+    assert calibrate.decided(adds, 0.0, 1.0, ("adds",))["refused"]
+    assert not calibrate.decided(adds, 0.0, 1.0, ("grounded",))["refused"]
+    assert calibrate.decided(_calibration_record("markers"), 0.0, 1.0, ())["refused"]  # not optional
+    assert calibrate.decided(_calibration_record(p_yes=0.3), 0.4, 1.0, ())["refused"]
+    assert not calibrate.decided(_calibration_record(p_yes=0.5), 0.4, 1.0, ())["refused"]
+
+
+def test_calibration_prefers_fewer_rules_when_they_score_the_same():
+    calibrate = _load("calibrate")
+    same = [_point(0.4, 1.0, 0.8, 0.05) | {"rules": ["adds", "grounded"]},
+            _point(0.4, 1.0, 0.8, 0.05) | {"rules": ["grounded"]}]
+    assert calibrate.choose(same, max_wrong=0.05)["rules"] == ["grounded"]
