@@ -27,14 +27,13 @@ import json
 import sys
 from pathlib import Path
 
-from rag.checks import REFUSAL
+from rag.checks import REFUSAL, RULES as OPTIONAL
 from rag.evaluation import load_reference, score_record, summary
 from rag.settings import PROJECT_ROOT
 
 REFERENCE = PROJECT_ROOT / "eval" / "reference.jsonl"
 P_YES = [0.0, 0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99]
 P_REFUSE = [1.0, 0.8, 0.6, 0.5, 0.4, 0.3, 0.2, 0.15, 0.1, 0.05, 0.02]
-OPTIONAL = ("complete", "adds", "grounded", "aligned")  # rules a setting may leave out (`rules`)
 
 
 def signals(record: dict) -> tuple[float | None, float | None]:

@@ -46,7 +46,7 @@ OLDER_FIELDS = (tuple(f for f in FIELDS if f != "checks"), OLDEST_FIELDS)
 # the settings that change answers, recorded in every record (with a hash of the prompts)
 ANSWER_SETTINGS = ("llm", "llm_backend", "embedder", "retrieval", "k", "candidates", "bm25_weight", "diversify",
                    "passage_chars", "passage_overlap", "window", "temperature", "max_tokens", "verify",
-                   "min_p_yes", "max_p_refuse", "enforce_checks")
+                   "min_p_yes", "max_p_refuse", "rules", "enforce_checks")
 _TEXT_FIELDS = ("id", "question", "answer", "error")  # stored as is in a CSV cell
 
 
@@ -455,8 +455,13 @@ def settings_of(settings: Settings) -> dict:
     prompt files, so that a changed prompt also tells two runs apart. Settings meant to
     change only the speed (threads, reuse_prefix, n_ctx) are left out."""
     served = {"openai_model": settings.openai_model or settings.llm} if settings.llm_backend == "openai" else {}
-    return {name: getattr(settings, name) for name in ANSWER_SETTINGS} | served | {
+    return {name: _plain(getattr(settings, name)) for name in ANSWER_SETTINGS} | served | {
         "prompts": prompts_hash(settings.prompts_dir)}
+
+
+def _plain(value):
+    """A setting as it reads back from JSON (a tuple is a list there)."""
+    return list(value) if isinstance(value, tuple) else value
 
 
 def prompts_hash(folder: Path) -> str:

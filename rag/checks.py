@@ -29,8 +29,9 @@ every verdict is recorded, by name, in `Answer.checks`:
               without probabilities (« No », « Faux », an empty reply confirm nothing);
 10. confident  the model's own first-token probability of refusing, measured before it
               wrote, is at most `max_p_refuse`.
-The thresholds of 9 and 10 are calibrated on the reference set's dev split
-(bench/calibrate.py). Reading markers and finding supporting sentences is citations.py's.
+Which of the rules 5 to 8 run (`settings.rules`) and the thresholds of 9 and 10 are
+chosen on the dev splits (bench/calibrate.py). Reading markers and finding supporting
+sentences is citations.py's.
 """
 
 from __future__ import annotations
@@ -139,9 +140,11 @@ def run(draft: Draft, checks: Sequence[Check], enforce: bool = True) -> Outcome:
 
 
 def standard(llm, prompts_dir: Path, verify: bool = True, min_p_yes: float = 0.5,
-             max_p_refuse: float = 1.0) -> list[Check]:
-    """The checks of the module docstring, in their order, with these thresholds."""
-    checks: list[Check] = [refusal, markers, cited, repointed, complete, adds, grounded, aligned]
+             max_p_refuse: float = 1.0, rules: Sequence[str] = ()) -> list[Check]:
+    """The checks of the module docstring, in their order, with these thresholds; of the
+    hand-written rules (5 to 8), only those named in `rules`."""
+    checks: list[Check] = [refusal, markers, cited, repointed]
+    checks += [check for name, check in RULES.items() if name in rules]
     if verify:
         checks.append(lambda d: verified(d, llm, prompts_dir, min_p_yes))
     checks.append(lambda d: confident(d, max_p_refuse))
@@ -291,6 +294,10 @@ def confident(draft: Draft, max_p_refuse: float) -> tuple[Draft, Verdict]:
     if draft.p_refuse is None:
         return draft, Verdict("confident", True, None)
     return draft, Verdict("confident", draft.p_refuse <= max_p_refuse, round(draft.p_refuse, 4))
+
+
+# the hand-written rules a setting may leave out (settings.rules), chosen on dev (bench/calibrate.py)
+RULES: dict[str, Check] = {"complete": complete, "adds": adds, "grounded": grounded, "aligned": aligned}
 
 
 # ------------------------------------------------------------------ helpers

@@ -133,8 +133,9 @@ class Pipeline:
         started = time.perf_counter()
         articles = {h.passage.doc_id: self.index.article(h.passage.doc_id).text for h in hits}
         draft = checks.Draft(raw, question, tuple(hits), p_refuse, articles)
-        outcome = checks.run(draft, checks.standard(self.llm, s.prompts_dir, s.verify, s.min_p_yes, s.max_p_refuse),
-                             s.enforce_checks)
+        stage = checks.standard(self.llm, s.prompts_dir, s.verify, s.min_p_yes, s.max_p_refuse,
+                                checks.RULES if not s.enforce_checks else s.rules)
+        outcome = checks.run(draft, stage, s.enforce_checks)
         timings["checks"] = time.perf_counter() - started
         cited = () if outcome.refused else citations.resolve(outcome.text, hits)
         record = outcome.record() | {"p_refuse": p_refuse, "top_score": hits[0].score if hits else None}

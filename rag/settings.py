@@ -92,6 +92,8 @@ class Settings(BaseModel):
     # thresholds of the checks (rag/checks.py), calibrated on the dev split (bench/calibrate.py)
     min_p_yes: float = 0.4  # the verifier's P(oui) / (P(oui) + P(non)) needed to keep an answer
     max_p_refuse: float = 1.0  # the model's first-token P(refusing) above which the answer is refused
+    # the hand-written checks that may refuse an answer (rag/checks.py `RULES`), chosen with the thresholds
+    rules: tuple[str, ...] = ("complete", "adds", "grounded", "aligned")
     enforce_checks: bool = True  # False: every check runs and is recorded, none refuses (calibration runs)
 
     # the chat (`rag serve`)
@@ -165,6 +167,14 @@ class Settings(BaseModel):
     def _probability(cls, value: float) -> float:
         if not 0.0 <= value <= 1.0:
             raise ValueError("doit être entre 0 et 1")
+        return value
+
+    @field_validator("rules")
+    @classmethod
+    def _rules(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from rag.checks import RULES  # the checks module imports nothing heavy
+        if unknown := [r for r in value if r not in RULES]:
+            raise ValueError(f"règle inconnue : {', '.join(unknown)} (connues : {', '.join(RULES)})")
         return value
 
     @field_validator("window")

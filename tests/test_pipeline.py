@@ -81,6 +81,18 @@ def test_names_and_figures_from_nowhere_are_refused(pipeline):
     assert {"bytedance", "2012", "pekin"} <= set(grounded["detail"])
 
 
+def test_only_the_rules_in_the_settings_refuse_and_a_calibration_run_records_them_all(pipeline):
+    invented, question = "ByteDance a fondé TikTok en 2012 à Pékin [1].", "Qui a fondé TikTok ?"
+    without = pipeline.settings.model_copy(update={"rules": ("complete", "adds", "aligned")})
+    answer = Pipeline(without, index=pipeline.index, llm=Scripted(invented)).ask(question)
+    assert not answer.refused and "grounded" not in [v["check"] for v in answer.checks["verdicts"]]
+    calibration = pipeline.settings.model_copy(update={"rules": (), "enforce_checks": False})
+    answer = Pipeline(calibration, index=pipeline.index, llm=Scripted(invented)).ask(question)
+    assert not answer.refused and answer.checks["refusal"] is None
+    verdicts = {v["check"]: v["passed"] for v in answer.checks["verdicts"]}
+    assert verdicts["grounded"] is False and {"complete", "adds", "aligned", "verified"} <= set(verdicts)
+
+
 def test_answer_the_model_does_not_confirm_is_refused(pipeline):
     question = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
     sentence = pipeline.read(question)[0].passage.text.split(". ")[0]

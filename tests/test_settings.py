@@ -28,6 +28,8 @@ def test_bad_values_are_french_errors(tmp_path: Path):
         load_settings(env={"RAG_K": "zéro"})
     with pytest.raises(RagError, match="positif"):
         load_settings(k=0)
+    with pytest.raises(RagError, match="règle inconnue : grounde"):
+        load_settings(rules=("complete", "grounde"))
     bad = tmp_path / "bad.toml"
     bad.write_text("k = = 3", encoding="utf-8")
     with pytest.raises(RagError, match="illisible"):
