@@ -168,7 +168,7 @@ def test_a_stream_cut_in_the_middle_is_an_error_not_a_short_answer(server, cut):
 
 def test_the_pipeline_through_a_server_answers_as_in_process(settings, index, server):
     here = Pipeline(settings, index=index).ask(META)
-    there = Pipeline(served(settings, server), index=index).ask(META)
+    there = Pipeline(served(settings, server).model_copy(update={"max_p_refuse": 0.5}), index=index).ask(META)
     assert there.text == here.text and not there.refused and there.citations == here.citations
     verified = next(v for v in there.checks["verdicts"] if v["check"] == "verified")
     assert verified["detail"] == round(0.9 / 0.95, 4)  # P(oui) from the server's logprobs

@@ -115,7 +115,7 @@ def test_probabilities_decide_when_the_backend_gives_them(pipeline):
     """The fake model gives P(refusing) 0.05 and P(oui) 0.9/(0.9+0.05): thresholds above
     those refuse, and every verdict is recorded."""
     question = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
-    answer = pipeline.ask(question)
+    answer = pipeline.with_settings(pipeline.settings.model_copy(update={"max_p_refuse": 0.5})).ask(question)
     assert not answer.refused and answer.checks["p_refuse"] == pytest.approx(0.05)
     assert [v["check"] for v in answer.checks["verdicts"]] == [
         "refusal", "markers", "cited", "repointed", "complete", "adds", "grounded", "aligned", "verified",
@@ -142,3 +142,24 @@ def test_other_options_share_the_index_retriever_and_model(pipeline):
     assert len(other.retrieve("Combien Meta dépense en IA ?")) == 5
     smaller = pipeline.with_settings(pipeline.settings.model_copy(update={"llm": "smollm2-135m-instruct"}))
     assert smaller._llm is None  # another model: loaded on first use, not the same object
+
+
+class _Probing(Scripted):
+    """Scripted, with a first-token probability of refusing, counting how often it is asked."""
+
+    def __init__(self, text):
+        super().__init__(text)
+        self.probed = 0
+
+    def first_token_probs(self, messages, options):
+        self.probed += "oui ou par non" not in messages[-1]["content"]
+        return {option: 0.25 for option in options}
+
+
+@pytest.mark.parametrize("update, probed", [({}, 0), ({"max_p_refuse": 0.2}, 1), ({"enforce_checks": False}, 1)])
+def test_the_refusal_probability_is_read_only_when_something_uses_it(pipeline, update, probed):
+    question = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
+    llm = _Probing(pipeline.read(question)[0].passage.text.split(". ")[0] + " [1].")
+    answer = Pipeline(pipeline.settings.model_copy(update=update), index=pipeline.index, llm=llm).ask(question)
+    assert llm.probed == probed and answer.checks["p_refuse"] == (0.25 if probed else None)
+    assert answer.refused is (update.get("max_p_refuse", 1.0) < 0.25)
