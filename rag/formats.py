@@ -23,6 +23,7 @@ import io
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from html.parser import HTMLParser
 
 from rag.errors import RagError
@@ -35,6 +36,8 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 PRUNE = ["//nav", "//aside", "//form", "//noscript", "//iframe", "//template"]
 BINARY_SHARE = 0.01  # control characters beyond this share: bytes, not text
 _SENTENCE_END = tuple(".!?…:;»\")")
+_HTML_SPACE = re.compile(r"[ \t\n\r\f]+")  # HTML's whitespace; a no-break space is text
+_PREFORMATTED = {"pre", "textarea", "listing", "plaintext", "xmp"}
 
 
 @dataclass(frozen=True)
@@ -93,12 +96,25 @@ def markdown_text(text: str) -> Raw:
 
 
 def html_text(text: str) -> Raw:
-    """The page's main text by trafilatura, or by the plain stripper when it finds none."""
+    """The page's main text by trafilatura, or by the plain stripper when it finds none.
+
+    Whitespace is read as a browser does: a line break inside a paragraph is a space, only
+    <pre> keeps its lines. trafilatura favours recall (when unsure, more text: the page's
+    furniture is rag/articles.py's to clean). Its date search stays in the markup (meta
+    tags, <time>, structured data) and leaves out the free text, where a version number
+    or a date in an example passed for the page's date (htmldate still accepts a full
+    timestamp, « 2005-12-30 18:10:33 », found in the text)."""
     import trafilatura
 
     try:
-        doc = trafilatura.bare_extraction(text, with_metadata=True, include_comments=False,
-                                          include_tables=True, include_images=False, prune_xpath=PRUNE)
+        tree = trafilatura.load_html(text)
+        if tree is not None:
+            _collapse_whitespace(tree)
+        doc = trafilatura.bare_extraction(
+            tree if tree is not None else text, with_metadata=True, include_comments=False,
+            include_tables=True, include_images=False, favor_recall=True, prune_xpath=PRUNE,
+            date_extraction_params={"original_date": True, "extensive_search": False,
+                                    "max_date": datetime.now().strftime("%Y-%m-%d")})
     except Exception as exc:  # a parser failure on odd markup: the plain stripper still reads it
         log.warning("trafilatura n'a pas pu lire la page (%s) : lecture simple", exc)
         doc = None
@@ -106,6 +122,21 @@ def html_text(text: str) -> Raw:
     if doc is None or not (doc.text or "").strip():
         return Raw(body, title)
     return Raw(doc.text, doc.title or title, _day(doc.date))
+
+
+def _collapse_whitespace(tree) -> None:
+    """Each run of HTML whitespace (space, tab, line break) in the tree's text as one space,
+    outside <pre> and <textarea>, whose text is shown as written."""
+    for element in tree.iter():
+        inside = any(_preformatted(a) for a in element.iterancestors())
+        if element.text and not inside and not _preformatted(element):
+            element.text = _HTML_SPACE.sub(" ", element.text)
+        if element.tail and not inside:
+            element.tail = _HTML_SPACE.sub(" ", element.tail)
+
+
+def _preformatted(element) -> bool:
+    return isinstance(element.tag, str) and element.tag.lower() in _PREFORMATTED
 
 
 def _day(date: str | None) -> str | None:
