@@ -43,8 +43,9 @@ log = logging.getLogger(__name__)
 _SPACES = re.compile(r"[\u00a0\u2000-\u200a\u202f\u205f\u3000\t]+")
 _INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff\ufe0f]")
 _APOSTROPHES = re.compile(r"[\u2019\u2018\u02bc\u2032]")
-# « divulguée.Selon », « déclaré :Ainsi »: a sentence glued to the next one
-_GLUED = re.compile(r"(?:(?<=[a-zà-ÿ)»\"])[.!?:]|(?<= )[:;!?])(?=[A-ZÀ-Ý«])")
+# « divulguée.Selon », « déclaré :Ainsi »: a sentence glued to the next one; a word that
+# goes on with a dot and more letters is a file or host name (« changelog.Debian.gz »)
+_GLUED = re.compile(r"(?:(?<=[a-zà-ÿ)»\"])[.!?:]|(?<= )[:;!?])(?=[A-ZÀ-Ý«])(?![A-ZÀ-Ý][\w-]*\.\w)")
 _DATE_TOP = re.compile(r"^date\s+(\d{4}-\d{2}(?:-\d{2})?)\s*", re.IGNORECASE)
 _DATE_LINE = re.compile(
     r"^(?:publié|mis à jour)\s+le\s+(\d{1,2}\s+\w+\s+\d{4}|\d{4}-\d{2}-\d{2})\b.*$", re.IGNORECASE
@@ -242,7 +243,7 @@ def normalise(line: str) -> str:
     line = _GLUED.sub(lambda m: m.group(0) + " ", line)
     line = re.sub(r" {2,}", " ", line).strip()
     line = re.sub(r"(?<=\w) +(?=[.,](?:\s|$))", "", line)  # « Capitole . » -> « Capitole. »
-    line = re.sub(r"^[•·▪●◦*-]\s*", "• ", line)  # one bullet style
+    line = re.sub(r"^(?:[•·▪●◦]\s*|[*-](?:\s+|$))", "• ", line)  # one bullet style; « -I/usr », « --purge » are options
     return "" if line == "•" else line
 
 

@@ -258,3 +258,11 @@ def test_too_large_files_are_refused_before_reading(tmp_path: Path):
         f.truncate(3_000_000)  # sparse: no disk used
     with pytest.raises(RagError, match=r"trop volumineux \(3,0 Mo, limite 1,0 Mo\)"):
         load_article(path, max_bytes=1_000_000)
+
+
+def test_command_options_and_file_names_are_not_bullets_or_glued_sentences():
+    assert normalise("-I/usr/src/linux/include/ à votre ligne de commande") == "-I/usr/src/linux/include/ à votre ligne de commande"
+    assert normalise("--configure -a") == "--configure -a"
+    assert normalise("- un point") == "• un point" and normalise("* un autre") == "• un autre"
+    assert normalise("le fichier changelog.Debian.gz du paquet") == "le fichier changelog.Debian.gz du paquet"
+    assert normalise("a été divulguée.Selon la presse") == "a été divulguée. Selon la presse"
