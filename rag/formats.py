@@ -32,8 +32,10 @@ log = logging.getLogger(__name__)
 
 SUFFIXES = (".txt", ".md", ".html", ".htm", ".pdf")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
-# left out of an HTML page before trafilatura looks for its main text (it keeps them on small pages)
-PRUNE = ["//nav", "//aside", "//form", "//noscript", "//iframe", "//template"]
+# left out of an HTML page before trafilatura looks for its main text (it keeps them on small pages);
+# a table of contents (class or id « toc », DocBook's and MediaWiki's name) repeats the headings
+PRUNE = ["//nav", "//aside", "//form", "//noscript", "//iframe", "//template",
+         "//*[@id='toc' or contains(concat(' ', normalize-space(@class), ' '), ' toc ')]"]
 BINARY_SHARE = 0.01  # control characters beyond this share: bytes, not text
 _SENTENCE_END = tuple(".!?…:;»\")")
 _HTML_SPACE = re.compile(r"[ \t\n\r\f]+")  # HTML's whitespace; a no-break space is text
@@ -110,6 +112,9 @@ def html_text(text: str) -> Raw:
         tree = trafilatura.load_html(text)
         if tree is not None:
             _collapse_whitespace(tree)
+            _drop_empty_anchors(tree)
+            _flatten_code(tree)
+            _frame_the_body(tree)
         doc = trafilatura.bare_extraction(
             tree if tree is not None else text, with_metadata=True, include_comments=False,
             include_tables=True, include_images=False, favor_recall=True, prune_xpath=PRUNE,
@@ -133,6 +138,43 @@ def _collapse_whitespace(tree) -> None:
             element.text = _HTML_SPACE.sub(" ", element.text)
         if element.tail and not inside:
             element.tail = _HTML_SPACE.sub(" ", element.tail)
+
+
+def _drop_empty_anchors(tree) -> None:
+    """Anchors with nothing inside (`<a id="q1"></a>`, a target for links) left out, the text
+    after them kept. trafilatura drops a heading's text that follows such a child
+    (main_extractor.handle_titles strips the consumed child with its tail): DocBook opens
+    every heading with one, so every question of a FAQ went."""
+    for anchor in list(tree.iter("a")):
+        if len(anchor) == 0 and not (anchor.text or "").strip() and anchor.getparent() is not None:
+            anchor.drop_tag()  # lxml.html: the text and tail stay where they were
+
+
+def _flatten_code(tree) -> None:
+    """The markup inside <code> (an <em> around a placeholder, a mail link) reduced to its text:
+    trafilatura moves a nested element's text out of its place (« linux-source-<em>version</em> »
+    came out as « linux-source- … versionversion »). Line breaks (<br>) stay."""
+    from lxml import etree
+
+    for code in list(tree.iter("code")):
+        inner = {child.tag for child in code.iterdescendants() if isinstance(child.tag, str) and child.tag != "br"}
+        if inner:
+            etree.strip_tags(code, *inner)
+
+
+def _frame_the_body(tree) -> None:
+    """A page that names no main part (no <main>, no <article>) gets its whole body as one:
+    trafilatura then reads it block by block, headings and definition terms included, and
+    still leaves out navigation, footers and link lists. Without a frame it only gathers
+    loose paragraphs (its recovery pass), leaving out every heading and <dt>."""
+    body = tree.find(".//body")
+    if body is None or tree.find(".//main") is not None or tree.find(".//article") is not None:
+        return
+    main = body.makeelement("main", {})
+    main.text, body.text = body.text, None
+    for child in list(body):
+        main.append(child)
+    body.append(main)
 
 
 def _preformatted(element) -> bool:
