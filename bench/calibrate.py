@@ -16,7 +16,8 @@ more key facts, more refusals of off-corpus questions and fewer wrong refusals),
 chosen one — most refusals of off-corpus questions with wrong refusals <= --max-wrong,
 then most key facts; when none keeps wrong refusals that low, the one with the most
 refusals minus wrong refusals. Several answer files (one per corpus) are scored as one
-set. Writes out/calibration.json. Calibrate on dev only: the test split is for reporting.
+set. `--keep RULE` keeps a rule in every set tried (one the product needs whatever it
+costs: grounded is what refuses an invented name). Writes out/calibration.json. Calibrate on dev only: the test split is for reporting.
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ def main() -> None:
                         help="questions de référence (plusieurs : un fichier par corpus)")
     parser.add_argument("--split", default="dev", choices=["dev", "test", "all"])
     parser.add_argument("--max-wrong", type=float, default=0.05)
+    parser.add_argument("--keep", action="append", default=[], choices=OPTIONAL,
+                        help="règle gardée quoi qu'elle coûte (dans chaque ensemble essayé)")
     args = parser.parse_args()
     refs = {r.id: r for path in args.reference or [REFERENCE] for r in load_reference(path)
             if args.split in ("all", r.split)}
@@ -115,7 +118,8 @@ def main() -> None:
     for rule, counts in catches(refs, records).items():
         print(f"{rule:9} refuse seule : {counts['right']} justes, {counts['wrong']} fausses, "
               f"{counts['off-corpus']} hors corpus")
-    rule_sets = [rules for n in range(len(OPTIONAL) + 1) for rules in itertools.combinations(OPTIONAL, n)]
+    rule_sets = [rules for n in range(len(OPTIONAL) + 1) for rules in itertools.combinations(OPTIONAL, n)
+                 if set(args.keep) <= set(rules)]
     points = [figures(refs, records, y, r, rules) for rules in rule_sets for y in P_YES for r in P_REFUSE]
     for p in sorted(frontier(points), key=lambda p: -p["refusals"]):
         print(_line(p))

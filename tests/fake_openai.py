@@ -181,6 +181,6 @@ def _completion(reply: str, body: dict, logprobs: str) -> dict:
     choice = {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop",
               "logprobs": None}
     if body.get("logprobs") and logprobs == "yes":
-        top = [{"token": first, "logprob": math.log(0.9)}, {"token": other, "logprob": math.log(0.05)}]
+        top = [{"token": first, "logprob": math.log(0.9)}, {"token": other, "logprob": math.log(0.02)}]
         choice["logprobs"] = {"content": [{"token": first, "logprob": math.log(0.9), "top_logprobs": top}]}
     return {"id": "chatcmpl-fake", "object": "chat.completion", "model": body.get("model"), "choices": [choice]}

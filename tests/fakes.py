@@ -71,7 +71,7 @@ class FakeLLM:
     def first_token_probs(self, messages: list[dict], options: Sequence[str]) -> dict[str, float]:
         first = self.reply(messages).split(" ")[0]
         other = "non" if first == "oui" else "Je" if first != "Je" else "["
-        return option_probs([(first, math.log(0.9)), (other, math.log(0.05))], options)
+        return option_probs([(first, math.log(0.9)), (other, math.log(0.02))], options)
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())

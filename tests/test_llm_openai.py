@@ -65,7 +65,7 @@ def test_stream_yields_the_pieces_of_the_server_sent_events(server):
 
 def test_first_token_probs_come_from_the_servers_top_logprobs(server):
     probs = client(server).first_token_probs(VERIFY, ["oui", "non"])
-    assert probs == pytest.approx({"oui": 0.9, "non": 0.05})
+    assert probs == pytest.approx({"oui": 0.9, "non": 0.02})
     assert probs == pytest.approx(FakeLLM().first_token_probs(VERIFY, ["oui", "non"]))
     body = server.requests[-1]["body"]
     assert (body["max_tokens"], body["logprobs"], body["top_logprobs"]) == (1, True, 20)
@@ -171,8 +171,8 @@ def test_the_pipeline_through_a_server_answers_as_in_process(settings, index, se
     there = Pipeline(served(settings, server).model_copy(update={"max_p_refuse": 0.5}), index=index).ask(META)
     assert there.text == here.text and not there.refused and there.citations == here.citations
     verified = next(v for v in there.checks["verdicts"] if v["check"] == "verified")
-    assert verified["detail"] == round(0.9 / 0.95, 4)  # P(oui) from the server's logprobs
-    assert there.checks["p_refuse"] == pytest.approx(0.05)
+    assert verified["detail"] == round(0.9 / 0.92, 4)  # P(oui) from the server's logprobs
+    assert there.checks["p_refuse"] == pytest.approx(0.02)
 
 
 def test_without_logprobs_the_checks_read_the_text(settings, index, server):

@@ -112,14 +112,13 @@ def _ask(pipeline, llm, question):
 
 
 def test_probabilities_decide_when_the_backend_gives_them(pipeline):
-    """The fake model gives P(refusing) 0.05 and P(oui) 0.9/(0.9+0.05): thresholds above
+    """The fake model gives P(refusing) 0.02 and P(oui) 0.9/(0.9+0.02): thresholds above
     those refuse, and every verdict is recorded."""
     question = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
     answer = pipeline.with_settings(pipeline.settings.model_copy(update={"max_p_refuse": 0.5})).ask(question)
-    assert not answer.refused and answer.checks["p_refuse"] == pytest.approx(0.05)
+    assert not answer.refused and answer.checks["p_refuse"] == pytest.approx(0.02)
     assert [v["check"] for v in answer.checks["verdicts"]] == [
-        "refusal", "markers", "cited", "repointed", "complete", "adds", "grounded", "aligned", "verified",
-        "confident"]
+        "refusal", "markers", "cited", "repointed", *pipeline.settings.rules, "verified", "confident"]
     strict = pipeline.with_settings(pipeline.settings.model_copy(update={"min_p_yes": 0.99}))
     assert strict.ask(question).checks["refusal"] == "verified"
     wary = pipeline.with_settings(pipeline.settings.model_copy(update={"max_p_refuse": 0.01}))
@@ -156,10 +155,11 @@ class _Probing(Scripted):
         return {option: 0.25 for option in options}
 
 
-@pytest.mark.parametrize("update, probed", [({}, 0), ({"max_p_refuse": 0.2}, 1), ({"enforce_checks": False}, 1)])
+@pytest.mark.parametrize("update, probed", [({"max_p_refuse": 1.0}, 0), ({"max_p_refuse": 0.2}, 1),
+                                            ({"max_p_refuse": 1.0, "enforce_checks": False}, 1)])
 def test_the_refusal_probability_is_read_only_when_something_uses_it(pipeline, update, probed):
     question = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
     llm = _Probing(pipeline.read(question)[0].passage.text.split(". ")[0] + " [1].")
     answer = Pipeline(pipeline.settings.model_copy(update=update), index=pipeline.index, llm=llm).ask(question)
     assert llm.probed == probed and answer.checks["p_refuse"] == (0.25 if probed else None)
-    assert answer.refused is (update.get("max_p_refuse", 1.0) < 0.25)
+    assert answer.refused is (update["max_p_refuse"] < 0.25)
