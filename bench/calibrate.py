@@ -8,8 +8,8 @@
 The answers must come from a run that let everything through: every check then ran and
 recorded its verdict, and each record holds the signals the thresholds read (rag/checks.py:
 the verifier's P(oui), the model's first-token P(refusing)). Printed first, for each rule
-that can be turned off (`OPTIONAL`), what it refuses alone: right answers, wrong answers
-and answers to off-corpus questions. Then for every set of those rules and every pair of
+that can be turned off (rag/checks.py `RULES`), what it refuses: right answers, wrong
+answers and answers to off-corpus questions. Then for every set of those rules and every pair of
 thresholds on a grid, the answers they would have refused become refusals and the set is
 scored with the eval's own functions. Printed: the points on the frontier (no other has
 more key facts, more refusals of off-corpus questions and fewer wrong refusals), and the
@@ -17,7 +17,8 @@ chosen one — most refusals of off-corpus questions with wrong refusals <= --ma
 then most key facts; when none keeps wrong refusals that low, the one with the most
 refusals minus wrong refusals. Several answer files (one per corpus) are scored as one
 set. `--keep RULE` keeps a rule in every set tried (one the product needs whatever it
-costs: grounded is what refuses an invented name). Writes out/calibration.json. Calibrate on dev only: the test split is for reporting.
+costs: grounded is what refuses an invented name). Writes out/calibration.json.
+Calibrate on dev only: the test split is for reporting.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import json
 import sys
 from pathlib import Path
 
-from rag.checks import REFUSAL, RULES as OPTIONAL
+from rag.checks import REFUSAL, RULES
 from rag.evaluation import load_reference, score_record, summary
 from rag.settings import PROJECT_ROOT
 
@@ -50,19 +51,19 @@ def failed(record: dict) -> set[str]:
             if not v["passed"] and v["check"] not in ("verified", "confident")}
 
 
-def decided(record: dict, min_p_yes: float, max_p_refuse: float, rules: tuple[str, ...] = OPTIONAL) -> dict:
+def decided(record: dict, min_p_yes: float, max_p_refuse: float, rules: tuple[str, ...] = tuple(RULES)) -> dict:
     """The record as these thresholds and rules would have left it."""
     p_yes, p_refuse = signals(record)
     if record["refused"] or record["error"]:
         return record
-    ruled_out = {c for c in failed(record) if c in rules or c not in OPTIONAL}
+    ruled_out = {c for c in failed(record) if c in rules or c not in RULES}
     if ruled_out or (p_yes is not None and p_yes < min_p_yes) or (p_refuse is not None and p_refuse > max_p_refuse):
         return record | {"answer": REFUSAL, "refused": True, "citations": []}
     return record
 
 
 def figures(refs: dict, records: list[dict], min_p_yes: float, max_p_refuse: float,
-            rules: tuple[str, ...] = OPTIONAL) -> dict:
+            rules: tuple[str, ...] = tuple(RULES)) -> dict:
     rows = [score_record(refs[r["id"]], decided(r, min_p_yes, max_p_refuse, rules)) for r in records]
     s = summary(rows)
     return {"rules": list(rules), "min_p_yes": min_p_yes, "max_p_refuse": max_p_refuse,
@@ -87,14 +88,14 @@ def choose(points: list[dict], max_wrong: float) -> dict:
 
 
 def catches(refs: dict, records: list[dict]) -> dict[str, dict[str, int]]:
-    """For each optional rule, the answers it alone refuses: right, wrong, off-corpus."""
-    out = {rule: {"right": 0, "wrong": 0, "off-corpus": 0} for rule in OPTIONAL}
+    """For each optional rule, the answers it refuses: right, wrong, off-corpus."""
+    out = {rule: {"right": 0, "wrong": 0, "off-corpus": 0} for rule in RULES}
     for record in records:
         if record["refused"] or record["error"]:
             continue
         ref = refs[record["id"]]
         kind = "off-corpus" if not ref.answerable else "right" if score_record(ref, record)["correct"] else "wrong"
-        for rule in failed(record) & set(OPTIONAL):
+        for rule in failed(record) & set(RULES):
             out[rule][kind] += 1
     return out
 
@@ -106,7 +107,7 @@ def main() -> None:
                         help="questions de référence (plusieurs : un fichier par corpus)")
     parser.add_argument("--split", default="dev", choices=["dev", "test", "all"])
     parser.add_argument("--max-wrong", type=float, default=0.05)
-    parser.add_argument("--keep", action="append", default=[], choices=OPTIONAL,
+    parser.add_argument("--keep", action="append", default=[], choices=RULES,
                         help="règle gardée quoi qu'elle coûte (dans chaque ensemble essayé)")
     args = parser.parse_args()
     refs = {r.id: r for path in args.reference or [REFERENCE] for r in load_reference(path)
@@ -118,7 +119,7 @@ def main() -> None:
     for rule, counts in catches(refs, records).items():
         print(f"{rule:9} refuse seule : {counts['right']} justes, {counts['wrong']} fausses, "
               f"{counts['off-corpus']} hors corpus")
-    rule_sets = [rules for n in range(len(OPTIONAL) + 1) for rules in itertools.combinations(OPTIONAL, n)
+    rule_sets = [rules for n in range(len(RULES) + 1) for rules in itertools.combinations(RULES, n)
                  if set(args.keep) <= set(rules)]
     points = [figures(refs, records, y, r, rules) for rules in rule_sets for y in P_YES for r in P_REFUSE]
     for p in sorted(frontier(points), key=lambda p: -p["refusals"]):

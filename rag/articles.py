@@ -243,7 +243,8 @@ def normalise(line: str) -> str:
     line = _GLUED.sub(lambda m: m.group(0) + " ", line)
     line = re.sub(r" {2,}", " ", line).strip()
     line = re.sub(r"(?<=\w) +(?=[.,](?:\s|$))", "", line)  # « Capitole . » -> « Capitole. »
-    line = re.sub(r"^(?:[•·▪●◦]\s*|[*-](?:\s+|$))", "• ", line)  # one bullet style; « -I/usr », « --purge » are options
+    # one bullet style; « -I/usr », « --purge » are options, not bullets
+    line = re.sub(r"^(?:[•·▪●◦]\s*|[*-](?:\s+|$))", "• ", line)
     return "" if line == "•" else line
 
 

@@ -4,8 +4,8 @@
 final, checked `Answer` (whose text may differ from the pieces: show `Answer.text`);
 `ask()` is the same without the pieces. Before the model writes, its probability of
 opening with the refusal is read when `max_p_refuse` or a calibration run needs it (one
-prompt evaluation the generation then reuses); after, the checks of rag/checks.py run in their order and `Answer.checks` records each
-verdict. What a small model needs to be usable lives there, not here.
+prompt evaluation the generation then reuses); after, the checks of rag/checks.py run in
+their order and `Answer.checks` records each verdict. What a small model needs to be usable lives there, not here.
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ class Pipeline:
         messages = self.messages(question, hits)
         self.check_fits(messages, len(hits))
         timings["prompt"] = time.perf_counter() - started - timings["retrieval"]
-        p_refuse = self.p_refuse(messages) if self.settings.max_p_refuse < 1 or not self.settings.enforce_checks else None
+        p_refuse = self.p_refuse(messages)
         raw: list[str] = []
         for piece in self.llm.stream(messages, self.settings.max_tokens, self.settings.temperature):
             timings.setdefault("first_token", time.perf_counter() - started)
@@ -115,6 +115,8 @@ class Pipeline:
         """The model's probability of opening its reply with the refusal (None: not given).
         Read only when a threshold or a calibration run needs it: on a model server it is
         one more request."""
+        if self.settings.max_p_refuse >= 1 and self.settings.enforce_checks:
+            return None
         probs = self.llm.first_token_probs(messages, [checks.REFUSAL_START])
         return probs[checks.REFUSAL_START] if probs else None
 
