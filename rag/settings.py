@@ -9,9 +9,9 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Literal, Mapping
+from typing import Annotated, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic import ValidationInfo
 
 from rag.errors import RagError
@@ -26,6 +26,11 @@ SHIPPED = PROJECT_ROOT if CHECKOUT else PACKAGE_DIR / "data"
 DEFAULT_DATA_DIR = PROJECT_ROOT if CHECKOUT else Path.home() / ".local" / "share" / "rag"
 DATA_SUBDIRS = {"seeds_dir": "seeds", "index_dir": "index", "models_dir": "models"}
 ENV_PREFIX = "RAG_"
+
+# Ranges pydantic checks; `invalid` says them in French from the field's own bounds.
+Count = Annotated[int, Field(ge=1)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+Positive = Annotated[float, Field(gt=0)]
 
 
 class Settings(BaseModel):
@@ -56,57 +61,50 @@ class Settings(BaseModel):
     openai_base_url: str = "http://127.0.0.1:8000/v1"
     openai_model: str | None = None  # the model's name on the server; default: llm
     openai_api_key: SecretStr | None = None  # RAG_OPENAI_API_KEY; never logged, shown or recorded
-    openai_timeout: float = 300.0  # seconds the server may stay silent (it may be busy with others)
+    openai_timeout: Positive = 300.0  # seconds the server may stay silent (it may be busy with others)
     embedder: str = "embeddinggemma-300m"  # use-multilingual-v3: ~40x faster to build, for very large corpora
     # where it runs: "local" (a model of models.txt, in this process) or "package.module:factory"
     embedder_backend: str = "local"
 
     # passages
-    passage_chars: int = 200  # evidence coverage against prompt size on the dev split: bench/context_quality.py
+    passage_chars: Count = 200  # evidence coverage against prompt size on the dev split: bench/context_quality.py
     passage_overlap: int = 1  # sentences repeated at the start of the next passage
 
     # the corpus (`rag add`, the chat's upload box, `rag index`)
-    max_file_mb: float = 20.0  # larger files are refused by `rag add` and the upload, skipped by `rag index`
-    index_lock_wait: float = 60.0  # seconds a builder waits for another one to finish before giving up
+    max_file_mb: Positive = 20.0  # larger files are refused by `rag add` and the upload, skipped by `rag index`
+    index_lock_wait: Annotated[float, Field(ge=0)] = 60.0  # seconds a builder waits for another one to finish before giving up
 
     # retrieval
     retrieval: Literal["hybrid", "dense", "bm25"] = "dense"  # EmbeddingGemma alone beat every fusion weight (dev)
-    k: int = 4  # passages retrieved for the model
-    window: int = 0  # sentences added on each side of a retrieved passage (rag/evidence.py)
-    candidates: int = 30  # passages each retriever proposes before fusion
-    bm25_weight: float = 0.6  # share of BM25 in the fused score, dense gets the rest
+    k: Count = 4  # passages retrieved for the model
+    window: Annotated[int, Field(ge=0)] = 0  # sentences added on each side of a retrieved passage (rag/evidence.py)
+    candidates: Count = 30  # passages each retriever proposes before fusion
+    bm25_weight: Probability = 0.6  # share of BM25 in the fused score, dense gets the rest
     diversify: bool = False  # a passage repeating a better one of another article goes last (rag/retrieval.py)
     store: Literal["faiss", "milvus"] = "faiss"  # where passage vectors live (rag/stores/)
     milvus_uri: str | None = None  # a .db file (Milvus Lite; default index_dir/milvus.db) or http://host:19530
     milvus_token: SecretStr | None = None  # RAG_MILVUS_TOKEN, for a server that asks for one; never logged
 
     # generation
-    threads: int = max(1, os.cpu_count() or 1)
-    n_ctx: int = 4096
-    temperature: float = 0.0  # 0 to 2
-    max_tokens: int = 256  # at most half of n_ctx: the other half holds the instructions and passages
+    threads: Count = max(1, os.cpu_count() or 1)
+    n_ctx: Count = 4096
+    temperature: Annotated[float, Field(ge=0, le=2)] = 0.0
+    max_tokens: Count = 256  # at most half of n_ctx: the other half holds the instructions and passages
     max_question_chars: int = 500
     reuse_prefix: bool = True  # keep each system prompt's KV cache across questions (rag/llms/llamacpp.py)
-    workers: int = 1  # questions answered at once (batch, chat); more than 1 needs a model server
+    workers: Count = 1  # questions answered at once (batch, chat); more than 1 needs a model server
     verify: bool = True  # ask the model to confirm each answer on the cited passage's best two sentences
     # thresholds of the checks (rag/checks.py), calibrated on the dev split (bench/calibrate.py)
-    min_p_yes: float = 0.45  # the verifier's P(oui) / (P(oui) + P(non)) needed to keep an answer
-    max_p_refuse: float = 0.05  # the model's first-token P(refusing) above which the answer is refused
+    min_p_yes: Probability = 0.45  # the verifier's P(oui) / (P(oui) + P(non)) needed to keep an answer
+    max_p_refuse: Probability = 0.05  # the model's first-token P(refusing) above which the answer is refused
     # the hand-written checks that may refuse an answer (rag/checks.py `RULES`), chosen with the thresholds
     rules: tuple[str, ...] = ("complete", "grounded", "aligned")
     enforce_checks: bool = True  # False: every check runs and is recorded, none refuses (calibration runs)
 
     # the chat (`rag serve`)
     host: str = "127.0.0.1"  # only this machine; another address exposes the app on a network
-    port: int = 7860
+    port: Annotated[int, Field(ge=1, le=65535)] = 7860
     auth: SecretStr | None = None  # "user:password" (RAG_AUTH): a login page guards the app
-
-    @field_validator("k", "candidates", "passage_chars", "threads", "n_ctx", "max_tokens")
-    @classmethod
-    def _positive(cls, value: int) -> int:
-        if value < 1:
-            raise ValueError("doit être un entier positif")
-        return value
 
     @field_validator("max_tokens")
     @classmethod
@@ -115,13 +113,6 @@ class Settings(BaseModel):
         if n_ctx and value > n_ctx // 2:
             raise ValueError(f"au plus {n_ctx // 2} jetons : la moitié du contexte du modèle (n_ctx = {n_ctx}), "
                              "l'autre moitié est pour la consigne et les passages")
-        return value
-
-    @field_validator("temperature")
-    @classmethod
-    def _temperature(cls, value: float) -> float:
-        if not 0.0 <= value <= 2.0:
-            raise ValueError("doit être entre 0 et 2")
         return value
 
     @model_validator(mode="after")
@@ -148,25 +139,9 @@ class Settings(BaseModel):
     @field_validator("workers")
     @classmethod
     def _workers(cls, value: int, info: ValidationInfo) -> int:
-        if value < 1:
-            raise ValueError("doit être un entier positif")
         if value > 1 and info.data.get("llm_backend") == "llamacpp":
             raise ValueError("un modèle chargé dans ce processus répond à une question à la fois ; "
                              "plusieurs workers demandent un serveur de modèles (llm_backend = \"openai\")")
-        return value
-
-    @field_validator("openai_timeout")
-    @classmethod
-    def _seconds(cls, value: float) -> float:
-        if value <= 0:
-            raise ValueError("doit être un nombre de secondes positif")
-        return value
-
-    @field_validator("min_p_yes", "max_p_refuse", "bm25_weight")
-    @classmethod
-    def _probability(cls, value: float) -> float:
-        if not 0.0 <= value <= 1.0:
-            raise ValueError("doit être entre 0 et 1")
         return value
 
     @field_validator("rules")
@@ -175,27 +150,6 @@ class Settings(BaseModel):
         from rag.checks import RULES  # the checks module imports nothing heavy
         if unknown := [r for r in value if r not in RULES]:
             raise ValueError(f"règle inconnue : {', '.join(unknown)} (connues : {', '.join(RULES)})")
-        return value
-
-    @field_validator("window")
-    @classmethod
-    def _not_negative(cls, value: int) -> int:
-        if value < 0:
-            raise ValueError("doit être un entier positif ou nul")
-        return value
-
-    @field_validator("max_file_mb", "index_lock_wait")
-    @classmethod
-    def _limit(cls, value: float, info: ValidationInfo) -> float:
-        if value < 0 or (value == 0 and info.field_name == "max_file_mb"):
-            raise ValueError("doit être un nombre positif")
-        return value
-
-    @field_validator("port")
-    @classmethod
-    def _port(cls, value: int) -> int:
-        if not 1 <= value <= 65535:
-            raise ValueError("doit être un port entre 1 et 65535")
         return value
 
     @field_validator("auth")
@@ -257,7 +211,19 @@ def invalid(exc: ValidationError) -> RagError:
     kind = err["type"].partition("_")[0]
     if err["type"] != "value_error" and kind in _TYPES:  # pydantic's own English messages
         message = _TYPES[kind]
+    elif kind in ("greater", "less") and err["loc"]:
+        message = _range(str(err["loc"][0]))
     return RagError(f"Réglage invalide « {where} » : {message}" if where else f"Réglage invalide : {message}")
+
+
+def _range(field: str) -> str:
+    """A field's bounds (its Field(ge=..., le=...)) as the French rule it breaks."""
+    info = Settings.model_fields[field]
+    bounds = {name: getattr(m, name) for m in info.metadata for name in ("ge", "gt", "le") if hasattr(m, name)}
+    if "le" in bounds:
+        return f"doit être entre {bounds.get('ge', bounds.get('gt')):g} et {bounds['le']:g}"
+    what = "un entier" if info.annotation is int else "un nombre"
+    return f"doit être {what} positif" + (" ou nul" if bounds.get("ge") == 0 else "")
 
 
 def _file_from_env(env: Mapping[str, str]) -> Path | None:

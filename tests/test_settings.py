@@ -38,6 +38,22 @@ def test_bad_values_are_french_errors(tmp_path: Path):
         load_settings(tmp_path / "missing.toml")
 
 
+@pytest.mark.parametrize("flags, message", [
+    ({"k": 0}, "« k » : doit être un entier positif"),
+    ({"window": -1}, "« window » : doit être un entier positif ou nul"),
+    ({"temperature": 2.5}, "« temperature » : doit être entre 0 et 2"),
+    ({"min_p_yes": -0.1}, "« min_p_yes » : doit être entre 0 et 1"),
+    ({"port": 70000}, "« port » : doit être entre 1 et 65535"),
+    ({"openai_timeout": 0}, "« openai_timeout » : doit être un nombre positif"),
+    ({"index_lock_wait": -1}, "« index_lock_wait » : doit être un nombre positif ou nul"),
+])
+def test_out_of_range_values_say_their_range_in_french(flags, message):
+    with pytest.raises(RagError) as caught:
+        load_settings(**flags)
+    assert str(caught.value) == f"Réglage invalide {message}"
+    load_settings(index_lock_wait=0, window=0, temperature=2, port=65535)  # the bounds themselves are fine
+
+
 def test_unknown_key_in_file_is_refused(tmp_path: Path):
     file = tmp_path / "rag.toml"
     file.write_text("kk = 3\n", encoding="utf-8")
