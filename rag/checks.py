@@ -19,7 +19,8 @@ every verdict is recorded, by name, in `Answer.checks`:
 6. adds       the answer says something the question does not (« Nvidia a chuté à cause
               de DeepSeek » does not answer « De combien… »);
 7. grounded   every number of the answer is in its cited passages or the question, every
-              name in their articles (« Markus Klarner » found nowhere is an invention;
+              name and every word of a command in `backticks` in their articles
+              (« Markus Klarner » or `ssh-keygen` found nowhere is an invention;
               « Mark » Zuckerberg, named so at the top of the article, is not);
 8. aligned    a figure of the answer comes from a sentence that, with its neighbours,
               names what the question names (not the « 180 000 » subscribers of Twitter
@@ -226,8 +227,9 @@ def grounded(draft: Draft) -> tuple[Draft, Verdict]:
     near = draft.question + " " + " ".join(f"{p.title} {p.text}" for p in passages)
     numbers = _tokens(near)
     names = numbers | _tokens(" ".join(draft.articles.get(p.doc_id, "") for p in passages))
-    missing = [w for w in _names_and_numbers(strip_markers(draft.text))
-               if not _known(w, numbers if w[0].isdigit() else names)]
+    answer = strip_markers(draft.text)
+    missing = [w for w in _names_and_numbers(answer) if not _known(w, numbers if w[0].isdigit() else names)]
+    missing += [w for w in _code_words(answer) if not _known(w, names) and w not in missing]
     return draft, Verdict("grounded", not missing, missing or None)
 
 
@@ -332,19 +334,36 @@ def _tokens(text: str) -> set[str]:
 
 
 def _names_and_numbers(answer: str) -> list[str]:
-    """The answer's numbers and name-like words (a capital letter anywhere, not a common word
-    opening a sentence), folded, in order, once each."""
+    """The answer's numbers and name-like words (a capital letter anywhere, not a word
+    capitalised only for opening its sentence), folded, in order, once each."""
     found = []
     for sentence in re.split(r"(?<=[.!?])\s+", answer):
-        for i, word in enumerate(re.findall(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['’][^\W\d_]+)?", sentence)):
+        words = re.findall(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['’][^\W\d_]+)?", sentence)
+        for i, word in enumerate(words):
             folded = fold(word).split("'")[-1]
-            if word[0].isdigit() or (any(c.isupper() for c in word) and not (i == 0 and folded in _OPENERS)):
+            if word[0].isdigit() or (any(c.isupper() for c in word) and not (i == 0 and _opener(word, words))):
                 found.append(folded.replace(",", ".") if word[0].isdigit() else folded)
     return [w for w in dict.fromkeys(found) if w and w not in STOPWORDS]
 
 
+def _code_words(answer: str) -> list[str]:
+    """The words of what the answer marks as code (`apt-get install`): a command is a name."""
+    words = re.findall(r"[^\W\d_]{3,}", fold(" ".join(re.findall(r"`([^`]+)`", answer))))
+    return [w for w in dict.fromkeys(words) if w not in STOPWORDS]
+
+
 _OPENERS = STOPWORDS | {"selon", "depuis", "lors", "oui", "non", "cela", "ceci", "grace", "malgre", "parmi",
                         "pendant", "outre", "contrairement", "finalement", "ensuite", "enfin", "aujourd"}
+
+
+def _opener(word: str, words: list[str]) -> bool:
+    """A sentence's first word capitalised only for opening it: a common word (« Selon »), or
+    a lone capitalised word before a lower-case one (« Utilisez la commande… », « Mélangez »);
+    « Markus Klarner », « ByteDance » and a one-word answer stay names."""
+    if fold(word).split("'")[-1] in _OPENERS:
+        return True
+    return (not any(c.isupper() for c in word[1:]) and len(words) > 1
+            and words[1][0].islower())
 
 
 def _question_names(question: str) -> list[str]:

@@ -130,6 +130,27 @@ def test_what_the_passage_or_question_holds_is_grounded(text):
     assert verdict.passed, verdict.detail
 
 
+def test_a_command_found_nowhere_is_an_invention():
+    guide = "Pour retenir un paquet, lancez apt-mark hold suivi du nom du paquet."
+    _, verdict = checks.grounded(draft("Pour cela, lancez `ssh-keygen -t rsa` [1].", "Comment créer une clé ?", guide))
+    assert not verdict.passed and verdict.detail == ["ssh", "keygen", "rsa"]
+    _, verdict = checks.grounded(draft("Pour cela, lancez `apt-mark hold nom_paquet` [1].", "Comment retenir un paquet ?", guide))
+    assert verdict.passed, verdict.detail  # the command's words are the passage's, a placeholder too
+    assert checks.grounded(draft("Pour cela, lancez apt-get [1].", "Comment retenir un paquet ?", guide))[1].passed  # not code
+
+
+@pytest.mark.parametrize("text, invented", [
+    ("Utilisez la commande apt-mark [1].", []),  # a verb opening the sentence is no name
+    ("Mélangez la farine et le lait [1].", []),
+    ("Markus Klarner dirige la sécurité [1].", ["markus", "klarner"]),  # a full name opening it is
+    ("ByteDance [1].", ["bytedance"]),  # and so is a one-word answer
+    ("Selon Zhang Yiming, la note date de janvier [1].", ["zhang", "yiming"]),
+])
+def test_a_word_capitalised_only_for_opening_its_sentence_is_no_name(text, invented):
+    _, verdict = checks.grounded(draft(text, "Que faire ?", MEETING + " Il faut la farine et le lait."))
+    assert (verdict.detail or []) == invented
+
+
 def test_only_the_cited_passage_counts_as_evidence():
     answer = Draft("Guy Rosen dirige la sécurité [1].", "Qui dirige la sécurité ?", hits("Il pleut.", MEETING))
     assert not checks.grounded(answer)[1].passed
