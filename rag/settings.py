@@ -95,7 +95,7 @@ class Settings(BaseModel):
     workers: Count = 1  # questions answered at once (batch, chat); more than 1 needs a model server
     verify: bool = True  # ask the model to confirm each answer on the cited passage's best two sentences
     # thresholds of the checks (rag/checks.py), calibrated on the dev split (bench/calibrate.py)
-    min_p_yes: Probability = 0.45  # the verifier's P(oui) / (P(oui) + P(non)) needed to keep an answer
+    min_p_yes: Probability = 0.40  # the verifier's P(oui) / (P(oui) + P(non)) needed to keep an answer
     max_p_refuse: Probability = 0.05  # the model's first-token P(refusing) above which the answer is refused
     # the hand-written checks that may refuse an answer (rag/checks.py `RULES`), chosen with the thresholds
     rules: tuple[str, ...] = ("complete", "grounded", "aligned")
