@@ -19,8 +19,9 @@ from rag.records import Article, Hit, Passage
 
 
 def extracts(hits: Sequence[Hit], article: Callable[[str], Article], window: int = 1) -> list[Hit]:
-    """The hits widened by `window` sentences each side and merged within an article, best
-    first (an extract ranks as its best hit)."""
+    """The hits widened by `window` sentences each side and merged within an article, grouped
+    by article (the article of the best hit first) and in text order within one, so that the
+    prompt gives each title once and reads an article's extracts as its story runs."""
     spans: dict[str, list[tuple[int, int, Hit]]] = {}
     for hit in hits:
         text = article(hit.passage.doc_id).text
@@ -28,7 +29,11 @@ def extracts(hits: Sequence[Hit], article: Callable[[str], Article], window: int
         spans.setdefault(hit.passage.doc_id, []).append((start, end, hit))
     merged = [m for doc_id, found in spans.items() for m in _merge(found, article(doc_id))]
     order = {id(h): i for i, h in enumerate(hits)}
-    return [extract for _, extract in sorted(merged, key=lambda pair: order[id(pair[0])])]
+    first = {}  # each article ranks as its best extract
+    for best, extract in merged:
+        first[extract.passage.doc_id] = min(first.get(extract.passage.doc_id, len(hits)), order[id(best)])
+    return [extract for _, extract in sorted(
+        merged, key=lambda pair: (first[pair[1].passage.doc_id], pair[1].passage.start))]
 
 
 def widen(text: str, start: int, end: int, window: int) -> tuple[int, int]:

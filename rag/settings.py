@@ -96,9 +96,9 @@ class Settings(BaseModel):
     verify: bool = True  # ask the model to confirm each answer on the cited passage's best two sentences
     # thresholds of the checks (rag/checks.py), calibrated on the dev split (bench/calibrate.py)
     min_p_yes: Probability = 0.40  # the verifier's P(oui) / (P(oui) + P(non)) needed to keep an answer
-    max_p_refuse: Probability = 0.05  # the model's first-token P(refusing) above which the answer is refused
+    max_p_refuse: Probability = 0.15  # the model's first-token P(refusing) above which the answer is refused
     # the hand-written checks that may refuse an answer (rag/checks.py `RULES`), chosen with the thresholds
-    rules: tuple[str, ...] = ("complete", "grounded", "aligned")
+    rules: tuple[str, ...] = ("complete", "adds", "grounded", "aligned")
     enforce_checks: bool = True  # False: every check runs and is recorded, none refuses (calibration runs)
 
     # the chat (`rag serve`)

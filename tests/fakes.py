@@ -2,9 +2,10 @@
 `embedder_backend="fakes:fake_embedder"`.
 
 The fake language model reads the prompts the app really sends (prompts/*.txt) and
-answers as a compliant small model would: the first sentence of extract [1], cited; the
-refusal sentence without extracts; « oui » to a verification; a follow-up rewritten as the
-previous question's content words then the new question. It gives first-token
+answers as a compliant small model would: the first sentence of the extract sharing most
+words with the question, cited; the refusal sentence without extracts; « oui » to a
+verification; a follow-up rewritten as the previous question's content words then the new
+question. It gives first-token
 probabilities that agree with what it writes. The fake embedder is a hashed bag of French
 terms: similar wording, similar vectors, no meaning (BM25 in the fusion finds passages).
 """
@@ -59,9 +60,16 @@ class FakeLLM:
             return "oui"
         if "Question de suivi :" in prompt:
             return _rewrite(prompt)
-        # the first sentence of extract [1], without the « that opens it
-        match = re.search(r"^\[1\] .*?\n(?:« )?(.+?[.!?])(?:\s|$)", prompt, re.MULTILINE | re.DOTALL)
-        return f"{match.group(1)} [1]" if match else REFUSAL
+        # the first sentence of the extract sharing most words with the question, cited
+        extracts = re.findall(r"^\[(\d+)\] « (.*?) »\n(?=\[\d+\] |Article : |Question : )", prompt,
+                              re.MULTILINE | re.DOTALL)
+        question = re.search(r"^Question : (.*)$", prompt, re.MULTILINE)
+        if not extracts or not question:
+            return REFUSAL
+        asked = set(terms(question.group(1)))
+        number, text = max(extracts, key=lambda e: (len(asked & set(terms(e[1]))), -int(e[0])))
+        sentence = re.match(r".*?[.!?](?=\s|$)", text)
+        return f"{sentence.group(0) if sentence else text} [{number}]"
 
     def stream(self, messages: list[dict], max_tokens: int, temperature: float) -> Iterator[str]:
         words = self.reply(messages).split(" ")

@@ -1,6 +1,7 @@
 """The CLI with fake models: output shape, and one clear line + exit 1 on bad input."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from rag.settings import Settings
 def test_ask_builds_the_index_and_prints_sources(run):
     result = run("ask", "Combien Meta prévoit-elle de dépenser en IA en 2025 ?")
     assert result.exit_code == 0, result.output
-    assert "Sources :" in result.output and "[1]" in result.output and ".txt" in result.output
+    assert "Sources :" in result.output and re.search(r"\[\d\]", result.output) and ".txt" in result.output
 
 
 def test_ask_json(run):

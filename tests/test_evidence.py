@@ -30,7 +30,16 @@ def test_overlapping_or_touching_extracts_of_an_article_merge_in_text_order():
     assert one.passage.title == "Musk et Twitter"
 
 
-def test_separate_extracts_keep_the_order_of_their_best_hit():
+def test_separate_extracts_of_one_article_are_read_in_text_order():
     hits = [hit("Il travaille 16 heures par jour.", 3.0), hit("Musk a racheté Twitter.", 1.0)]
     first, second = extracts(hits, lambda _: ARTICLE, window=0)
-    assert first.passage.text.startswith("Il travaille") and second.passage.text == "Musk a racheté Twitter."
+    assert first.passage.text == "Musk a racheté Twitter." and second.passage.text.startswith("Il travaille")
+
+
+def test_extracts_are_grouped_by_article_best_article_first_in_text_order():
+    other = Article("e", "e.txt", "Autre", None, "Meta a dépensé 65 milliards. Rien de plus.", "0")
+    far = Hit(Passage("e#0-28", "e", "Autre", 0, 28, "Meta a dépensé 65 milliards."), 2.0)
+    hits = [hit("Il travaille 16 heures par jour.", 3.0), far, hit("Musk a racheté Twitter.", 1.0)]
+    got = extracts(hits, lambda doc: ARTICLE if doc == "d" else other, window=0)
+    assert [(h.passage.doc_id, h.passage.text[:8]) for h in got] == [
+        ("d", "Musk a r"), ("d", "Il trava"), ("e", "Meta a d")]

@@ -55,7 +55,8 @@ def index(settings):
 
 def test_stream_yields_the_pieces_of_the_server_sent_events(server):
     llm = client(server, api_key=KEY)
-    pieces = list(llm.stream([{"role": "user", "content": "[1] Titre\nMeta dépense. Et plus."}], 64, 0.0))
+    pieces = list(llm.stream([{"role": "user", "content": "Article : Titre\n[1] « Meta dépense. Et plus. »\n"
+                                                        "Question : Que dépense Meta ?"}], 64, 0.0))
     assert pieces == ["Meta ", "dépense. ", "[1]"]
     body, headers = server.requests[-1]["body"], server.requests[-1]["headers"]
     assert body["model"] == "fake" and body["stream"] is True
@@ -157,7 +158,8 @@ def test_a_stream_cut_in_the_middle_is_an_error_not_a_short_answer(server, cut):
     server.behave(**cut)
     pieces = []
     with pytest.raises(RagError, match="s'est arrêtée au milieu.*--interrupt_requests false"):
-        for piece in client(server).stream([{"role": "user", "content": "[1] T\nUne phrase assez longue ici."}],
+        for piece in client(server).stream([{"role": "user", "content": "[1] « Une phrase assez longue ici. »\n"
+                                                                        "Question : Quelle phrase ?"}],
                                            64, 0.0):
             pieces.append(piece)
     assert pieces == ["Une "]
