@@ -83,7 +83,7 @@ def choose(points: list[dict], max_wrong: float) -> dict:
     allowed = [p for p in points if p["wrong_refusals"] <= max_wrong]
     if not allowed:  # every pair refuses too many answerable questions: the best trade-off
         return max(points, key=lambda p: (p["refusals"] - p["wrong_refusals"], p["key_facts"]))
-    return max(allowed, key=lambda p: (p["refusals"], p["key_facts"], -len(p.get("rules", ())), -p["min_p_yes"],
+    return max(allowed, key=lambda p: (p["refusals"], p["key_facts"], -len(p["rules"]), -p["min_p_yes"],
                                        p["max_p_refuse"]))
 
 

@@ -27,13 +27,8 @@ def extracts(hits: Sequence[Hit], article: Callable[[str], Article], window: int
         text = article(hit.passage.doc_id).text
         start, end = widen(text, hit.passage.start, hit.passage.end, window)
         spans.setdefault(hit.passage.doc_id, []).append((start, end, hit))
-    merged = [m for doc_id, found in spans.items() for m in _merge(found, article(doc_id))]
-    order = {id(h): i for i, h in enumerate(hits)}
-    first = {}  # each article ranks as its best extract
-    for best, extract in merged:
-        first[extract.passage.doc_id] = min(first.get(extract.passage.doc_id, len(hits)), order[id(best)])
-    return [extract for _, extract in sorted(
-        merged, key=lambda pair: (first[pair[1].passage.doc_id], pair[1].passage.start))]
+    # `spans` lists the articles in the order of their best hit (hits come best first)
+    return [extract for doc_id, found in spans.items() for extract in _merge(found, article(doc_id))]
 
 
 def widen(text: str, start: int, end: int, window: int) -> tuple[int, int]:
@@ -49,8 +44,9 @@ def widen(text: str, start: int, end: int, window: int) -> tuple[int, int]:
     return min(start, sentences[first][0]), max(end, sentences[last][1])
 
 
-def _merge(found: list[tuple[int, int, Hit]], article: Article) -> list[tuple[Hit, Hit]]:
-    """(best hit, extract) for each run of overlapping or adjacent spans of one article."""
+def _merge(found: list[tuple[int, int, Hit]], article: Article) -> list[Hit]:
+    """One extract for each run of overlapping or adjacent spans of one article, in text order
+    (it scores as its best hit)."""
     runs: list[list] = []
     for start, end, hit in sorted(found, key=lambda f: f[0]):
         if runs and start <= runs[-1][1] + 2:  # touching: only a space or a line break between
@@ -63,5 +59,5 @@ def _merge(found: list[tuple[int, int, Hit]], article: Article) -> list[tuple[Hi
         best = max(members, key=lambda h: h.score)
         passage = Passage(f"{article.doc_id}#{start}-{end}", article.doc_id, article.title, start, end,
                           article.text[start:end])
-        out.append((best, Hit(passage, best.score, best.dense, best.bm25)))
+        out.append(Hit(passage, best.score, best.dense, best.bm25))
     return out

@@ -5,7 +5,8 @@ final, checked `Answer` (whose text may differ from the pieces: show `Answer.tex
 `ask()` is the same without the pieces. Before the model writes, its probability of
 opening with the refusal is read when `max_p_refuse` or a calibration run needs it (one
 prompt evaluation the generation then reuses); after, the checks of rag/checks.py run in
-their order and `Answer.checks` records each verdict. What a small model needs to be usable lives there, not here.
+their order and `Answer.checks` records each verdict. What a small model needs to be
+usable lives there, not here.
 """
 
 from __future__ import annotations

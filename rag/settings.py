@@ -72,7 +72,8 @@ class Settings(BaseModel):
 
     # the corpus (`rag add`, the chat's upload box, `rag index`)
     max_file_mb: Positive = 20.0  # larger files are refused by `rag add` and the upload, skipped by `rag index`
-    index_lock_wait: Annotated[float, Field(ge=0)] = 60.0  # seconds a builder waits for another one to finish before giving up
+    # seconds a builder waits for another one to finish before giving up
+    index_lock_wait: Annotated[float, Field(ge=0)] = 60.0
 
     # retrieval
     retrieval: Literal["hybrid", "dense", "bm25"] = "dense"  # EmbeddingGemma alone beat every fusion weight (dev)

@@ -186,7 +186,7 @@ def _load(name: str):
 
 
 def _point(y, r, refusals, wrong, key_facts=0.5):
-    return {"min_p_yes": y, "max_p_refuse": r, "refusals": refusals, "wrong_refusals": wrong,
+    return {"rules": [], "min_p_yes": y, "max_p_refuse": r, "refusals": refusals, "wrong_refusals": wrong,
             "key_facts": key_facts, "cites_evidence": key_facts}
 
 
