@@ -144,6 +144,8 @@ class Pipeline:
         timings["checks"] = time.perf_counter() - started
         cited = () if outcome.refused else citations.resolve(outcome.text, hits)
         record = outcome.record() | {"p_refuse": p_refuse, "top_score": hits[0].score if hits else None}
+        if outcome.refused and record["refusal"] != "refusal":
+            record["withheld"] = raw.strip()  # what a check kept from the reader: why is in its verdict
         return self._answer(question, outcome.text, outcome.refused, cited, hits, timings, tokens, raw, record)
 
     def _answer(self, question, text, refused, cited, hits, timings, tokens, raw="", checks=None) -> Answer:

@@ -82,6 +82,15 @@ def test_names_and_figures_from_nowhere_are_refused(pipeline):
     assert answer.refused and answer.checks["refusal"] == "grounded"
     grounded = next(v for v in answer.checks["verdicts"] if v["check"] == "grounded")
     assert {"bytedance", "2012", "pekin"} <= set(grounded["detail"])
+    assert answer.checks["withheld"] == "ByteDance a fondé TikTok en 2012 à Pékin [1]."  # kept for the record
+
+
+def test_only_an_answer_a_check_refused_is_kept_as_withheld(pipeline):
+    own = _with(pipeline, "Les extraits ne mentionnent pas le fondateur de TikTok.").ask("Qui a fondé TikTok ?")
+    assert own.refused and "withheld" not in own.checks  # the model's own refusal holds nothing
+    question = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
+    kept = _with(pipeline, pipeline.read(question)[0].passage.text.split(". ")[0] + " [1].").ask(question)
+    assert not kept.refused and "withheld" not in kept.checks
 
 
 def test_only_the_rules_in_the_settings_refuse_and_a_calibration_run_records_them_all(pipeline):
