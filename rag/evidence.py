@@ -21,7 +21,7 @@ from rag.records import Article, Hit, Passage
 def extracts(hits: Sequence[Hit], article: Callable[[str], Article], window: int = 1) -> list[Hit]:
     """The hits widened by `window` sentences each side and merged within an article, grouped
     by article (the article of the best hit first) and in text order within one, so that the
-    prompt gives each title once and reads an article's extracts as its story runs."""
+    model reads an article's extracts together, as its story runs."""
     spans: dict[str, list[tuple[int, int, Hit]]] = {}
     for hit in hits:
         text = article(hit.passage.doc_id).text

@@ -61,7 +61,7 @@ class FakeLLM:
         if "Question de suivi :" in prompt:
             return _rewrite(prompt)
         # the first sentence of the extract sharing most words with the question, cited
-        extracts = re.findall(r"^\[(\d+)\] « (.*?) »\n(?=\[\d+\] |Article : |Question : )", prompt,
+        extracts = re.findall(r"^\[(\d+)\] « (.*?) »\n(?=\[\d+\] |Question : )", prompt,
                               re.MULTILINE | re.DOTALL)
         question = re.search(r"^Question : (.*)$", prompt, re.MULTILINE)
         if not extracts or not question:

@@ -55,7 +55,7 @@ def index(settings):
 
 def test_stream_yields_the_pieces_of_the_server_sent_events(server):
     llm = client(server, api_key=KEY)
-    pieces = list(llm.stream([{"role": "user", "content": "Article : Titre\n[1] « Meta dépense. Et plus. »\n"
+    pieces = list(llm.stream([{"role": "user", "content": "Extraits :\n[1] « Meta dépense. Et plus. »\n"
                                                         "Question : Que dépense Meta ?"}], 64, 0.0))
     assert pieces == ["Meta ", "dépense. ", "[1]"]
     body, headers = server.requests[-1]["body"], server.requests[-1]["headers"]
