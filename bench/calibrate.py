@@ -16,7 +16,9 @@ more key facts, more refusals of off-corpus questions and fewer wrong refusals),
 chosen one — most refusals of off-corpus questions with wrong refusals <= --max-wrong,
 then most key facts; when none keeps wrong refusals that low, the one with the most
 refusals minus wrong refusals. Several answer files (one per corpus) are scored as one
-set. `--keep RULE` keeps a rule in every set tried (one the product needs whatever it
+set, and the wrong-refusal budget holds for each file on its own: a point that refuses too
+many of one corpus's answerable questions cannot hide behind another corpus (a user's
+documents are one corpus). `--keep RULE` keeps a rule in every set tried (one the product needs whatever it
 costs: grounded is what refuses an invented name). Writes out/calibration.json.
 Calibrate on dev only: the test split is for reporting.
 """
@@ -72,6 +74,15 @@ def figures(refs: dict, records: list[dict], min_p_yes: float, max_p_refuse: flo
             "wrong_refusals": s["refusals"]["wrong_refusals"]}
 
 
+def point(refs: dict, corpora: list[list[dict]], min_p_yes: float, max_p_refuse: float,
+          rules: tuple[str, ...]) -> dict:
+    """The figures of all corpora's records as one set, and the worst corpus's wrong refusals."""
+    pooled = figures(refs, [r for records in corpora for r in records], min_p_yes, max_p_refuse, rules)
+    worst = max(figures(refs, records, min_p_yes, max_p_refuse, rules)["wrong_refusals"] or 0.0
+                for records in corpora)
+    return pooled | {"worst_wrong": worst}
+
+
 def frontier(points: list[dict]) -> list[dict]:
     def beats(a, b):
         return (a["key_facts"] >= b["key_facts"] and a["refusals"] >= b["refusals"]
@@ -80,7 +91,7 @@ def frontier(points: list[dict]) -> list[dict]:
 
 
 def choose(points: list[dict], max_wrong: float) -> dict:
-    allowed = [p for p in points if p["wrong_refusals"] <= max_wrong]
+    allowed = [p for p in points if p.get("worst_wrong", p["wrong_refusals"]) <= max_wrong]
     if not allowed:  # every pair refuses too many answerable questions: the best trade-off
         return max(points, key=lambda p: (p["refusals"] - p["wrong_refusals"], p["key_facts"]))
     return max(allowed, key=lambda p: (p["refusals"], p["key_facts"], -len(p["rules"]), -p["min_p_yes"],
@@ -112,8 +123,9 @@ def main() -> None:
     args = parser.parse_args()
     refs = {r.id: r for path in args.reference or [REFERENCE] for r in load_reference(path)
             if args.split in ("all", r.split)}
-    records = [r for path in args.answers for r in map(json.loads, path.read_text("utf-8").splitlines())
-               if r["id"] in refs]
+    corpora = [[r for r in map(json.loads, path.read_text("utf-8").splitlines()) if r["id"] in refs]
+               for path in args.answers]
+    records = [r for records in corpora for r in records]
     if args.split == "test":
         print("Attention : calibrer sur test fausse le rapport (test sert à rendre compte).", file=sys.stderr)
     for rule, counts in catches(refs, records).items():
@@ -121,7 +133,7 @@ def main() -> None:
               f"{counts['off-corpus']} hors corpus")
     rule_sets = [rules for n in range(len(RULES) + 1) for rules in itertools.combinations(RULES, n)
                  if set(args.keep) <= set(rules)]
-    points = [figures(refs, records, y, r, rules) for rules in rule_sets for y in P_YES for r in P_REFUSE]
+    points = [point(refs, corpora, y, r, rules) for rules in rule_sets for y in P_YES for r in P_REFUSE]
     for p in sorted(frontier(points), key=lambda p: -p["refusals"]):
         print(_line(p))
     chosen = choose(points, args.max_wrong)
@@ -135,7 +147,8 @@ def main() -> None:
 def _line(p: dict) -> str:
     return (f"{'+'.join(p['rules']) or '-':30} min_p_yes {p['min_p_yes']:.2f} max_p_refuse {p['max_p_refuse']:.2f}  "
             f"key facts {p['key_facts']:.3f}  "
-            f"cites {p['cites_evidence']:.3f}  refusals {p['refusals']:.3f}  wrong {p['wrong_refusals']:.3f}")
+            f"cites {p['cites_evidence']:.3f}  refusals {p['refusals']:.3f}  wrong {p['wrong_refusals']:.3f}"
+            f"  (worst corpus {p.get('worst_wrong', p['wrong_refusals']):.3f})")
 
 
 if __name__ == "__main__":

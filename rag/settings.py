@@ -99,7 +99,7 @@ class Settings(BaseModel):
     min_p_yes: Probability = 0.50  # the verifier's P(oui) / (P(oui) + P(non)) needed to keep an answer
     max_p_refuse: Probability = 0.10  # the model's first-token P(refusing) above which the answer is refused
     # the hand-written checks that may refuse an answer (rag/checks.py `RULES`), chosen with the thresholds
-    rules: tuple[str, ...] = ("complete", "adds", "grounded", "aligned")
+    rules: tuple[str, ...] = ("complete", "grounded", "aligned")
     enforce_checks: bool = True  # False: every check runs and is recorded, none refuses (calibration runs)
 
     # the chat (`rag serve`)

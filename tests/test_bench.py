@@ -196,6 +196,24 @@ def test_calibration_takes_the_most_refusals_within_the_wrong_refusal_budget():
     assert calibrate.choose(points, max_wrong=0.05) == points[1]
 
 
+def test_calibration_holds_the_wrong_refusal_budget_on_each_corpus():
+    calibrate = _load("calibrate")
+    points = [_point(0.4, 1.0, 0.9, 0.04) | {"worst_wrong": 0.15}, _point(0.5, 1.0, 0.85, 0.02) | {"worst_wrong": 0.05}]
+    assert calibrate.choose(points, max_wrong=0.09) == points[1]  # pooled 0.04 hid one corpus's 0.15
+
+
+def test_calibration_point_reports_the_worst_corpus_beside_the_pooled_figures():
+    from rag.evaluation import Reference
+
+    calibrate = _load("calibrate")
+    refs = {i: Reference(i, "Qui ?", "Meta", True, (("Meta",),), (), ()) for i in ("a", "b", "c")}
+    news = [_calibration_record() | {"id": "a"}, _calibration_record() | {"id": "b"}]
+    faq = [_calibration_record("adds") | {"id": "c"}]  # adds refuses this corpus's only answer
+    p = calibrate.point(refs, [news, faq], 0.0, 1.0, ("adds",))
+    assert p["wrong_refusals"] == pytest.approx(1 / 3) and p["worst_wrong"] == 1.0
+    assert calibrate.point(refs, [news, faq], 0.0, 1.0, ())["worst_wrong"] == 0.0
+
+
 def test_calibration_without_a_pair_in_budget_takes_the_best_trade_off_not_the_most_refusals():
     calibrate = _load("calibrate")
     points = [_point(0.0, 1.0, 0.3, 0.08), _point(0.7, 1.0, 0.8, 0.10), _point(0.99, 1.0, 1.0, 0.6)]
@@ -207,7 +225,7 @@ def _calibration_record(*failed_checks, p_yes=0.9):
                 for c in ("refusal", "markers", "cited", "complete", "adds", "grounded", "aligned")]
     verdicts.append({"check": "verified", "passed": True, "detail": p_yes})
     return {"id": "q1", "answer": "Meta [1].", "refused": False, "error": None, "citations": [],
-            "checks": {"refusal": None, "verdicts": verdicts, "p_refuse": 0.1}}
+            "checks": {"refusal": None, "verdicts": verdicts, "p_refuse": 0.1}, "timings": {}, "tokens": 3}
 
 
 def test_calibration_applies_only_the_rules_of_the_set_and_always_the_others():
