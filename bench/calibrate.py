@@ -18,8 +18,8 @@ then most key facts; when none keeps wrong refusals that low, the one with the m
 refusals minus wrong refusals. Several answer files (one per corpus) are scored as one
 set, and the wrong-refusal budget holds for each file on its own: a point that refuses too
 many of one corpus's answerable questions cannot hide behind another corpus (a user's
-documents are one corpus). `--keep RULE` keeps a rule in every set tried (one the product needs whatever it
-costs: grounded is what refuses an invented name). Writes out/calibration.json.
+documents are one corpus). `--keep RULE` keeps a rule in every set tried (one the product
+needs whatever it costs: grounded is what refuses an invented name). Writes out/calibration.json.
 Calibrate on dev only: the test split is for reporting.
 """
 
@@ -91,7 +91,7 @@ def frontier(points: list[dict]) -> list[dict]:
 
 
 def choose(points: list[dict], max_wrong: float) -> dict:
-    allowed = [p for p in points if p.get("worst_wrong", p["wrong_refusals"]) <= max_wrong]
+    allowed = [p for p in points if p["worst_wrong"] <= max_wrong]
     if not allowed:  # every pair refuses too many answerable questions: the best trade-off
         return max(points, key=lambda p: (p["refusals"] - p["wrong_refusals"], p["key_facts"]))
     return max(allowed, key=lambda p: (p["refusals"], p["key_facts"], -len(p["rules"]), -p["min_p_yes"],
@@ -148,7 +148,7 @@ def _line(p: dict) -> str:
     return (f"{'+'.join(p['rules']) or '-':30} min_p_yes {p['min_p_yes']:.2f} max_p_refuse {p['max_p_refuse']:.2f}  "
             f"key facts {p['key_facts']:.3f}  "
             f"cites {p['cites_evidence']:.3f}  refusals {p['refusals']:.3f}  wrong {p['wrong_refusals']:.3f}"
-            f"  (worst corpus {p.get('worst_wrong', p['wrong_refusals']):.3f})")
+            f"  (worst corpus {p['worst_wrong']:.3f})")
 
 
 if __name__ == "__main__":

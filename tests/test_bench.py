@@ -187,7 +187,7 @@ def _load(name: str):
 
 def _point(y, r, refusals, wrong, key_facts=0.5):
     return {"rules": [], "min_p_yes": y, "max_p_refuse": r, "refusals": refusals, "wrong_refusals": wrong,
-            "key_facts": key_facts, "cites_evidence": key_facts}
+            "worst_wrong": wrong, "key_facts": key_facts, "cites_evidence": key_facts}
 
 
 def test_calibration_takes_the_most_refusals_within_the_wrong_refusal_budget():
