@@ -243,3 +243,22 @@ def test_calibration_prefers_fewer_rules_when_they_score_the_same():
     same = [_point(0.4, 1.0, 0.8, 0.05) | {"rules": ["adds", "grounded"]},
             _point(0.4, 1.0, 0.8, 0.05) | {"rules": ["grounded"]}]
     assert calibrate.choose(same, max_wrong=0.05)["rules"] == ["grounded"]
+
+
+def test_calibration_held_out_scores_each_fold_with_a_point_chosen_without_it():
+    from rag.evaluation import Reference
+
+    calibrate = _load("calibrate")
+    answerable = {f"a{i}": p for i, p in enumerate((0.32, 0.9, 0.9, 0.9), 1)}
+    off = {f"o{i}": 0.3 for i in range(1, 5)}
+    refs = {i: Reference(i, "Qui ?", "Meta", i in answerable, (("Meta",),) if i in answerable else (), (), ())
+            for i in [*answerable, *off]}
+    records = [_calibration_record(p_yes=p) | {"id": i} for i, p in (answerable | off).items()]
+    rule_sets = [()]
+    # on all the questions, a1 (P(oui) 0.32) forbids any threshold that refuses the others (0.3)
+    points = [calibrate.point(refs, [records], y, r, ()) for y in calibrate.P_YES for r in calibrate.P_REFUSE]
+    chosen = calibrate.choose(points, max_wrong=0.0)
+    assert chosen["refusals"] == 0.0 and chosen["wrong_refusals"] == 0.0
+    # without a1, 0.35 refuses every off-corpus answer: a1, left out, is refused with them
+    unseen = calibrate.held_out(refs, [records], rule_sets, 0.0, folds=4)
+    assert unseen["wrong_refusals"] == pytest.approx(0.25) and unseen["refusals"] == pytest.approx(0.25)
