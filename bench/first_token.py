@@ -2,7 +2,7 @@
 reference questions of the dev split, default settings (prefix cache on, verification
 after the answer), one question after another.
 
-    python bench/first_token.py [--questions 12] [--threads N] [--busy]
+    python bench/first_token.py [--questions 40] [--threads N] [--busy]
 
 Prints p50/p95 of the first token and of the whole answer (checks included), the load
 average before and after, and with --busy the same beside one `while True: pass` process
@@ -24,7 +24,7 @@ from helpers import busy_process  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--questions", type=int, default=12)
+    parser.add_argument("--questions", type=int, default=40)
     parser.add_argument("--threads", type=int, default=Settings().threads)
     parser.add_argument("--busy", action="store_true", help="beside one busy process")
     args = parser.parse_args()

@@ -45,7 +45,7 @@ OLDEST_FIELDS = tuple(f for f in FIELDS if f not in ("settings", "checks"))  # w
 OLDER_FIELDS = (tuple(f for f in FIELDS if f != "checks"), OLDEST_FIELDS)
 # the settings that change answers, recorded in every record (with a hash of the prompts)
 ANSWER_SETTINGS = ("llm", "llm_backend", "embedder", "retrieval", "k", "candidates", "bm25_weight", "diversify",
-                   "passage_chars", "passage_overlap", "window", "temperature", "max_tokens", "verify",
+                   "passage_chars", "passage_overlap", "max_gap", "window", "temperature", "max_tokens", "verify",
                    "min_p_yes", "max_p_refuse", "rules", "enforce_checks")
 _TEXT_FIELDS = ("id", "question", "answer", "error")  # stored as is in a CSV cell
 

@@ -7,7 +7,9 @@ widened by `window` sentences on each side within its article, extracts that ove
 touch are merged (one article's story is read once, in order), and each extract keeps
 its article's title. Extracts are ordinary passages with offsets into the cleaned
 article, so citations, the chat's cards and the eval treat them like any passage.
-Sizes and windows were chosen on the dev split (bench/context_quality.py, README).
+Before that, a retrieved passage much less similar to the question than the best one is
+dropped (`max_gap`): the best passages are read, the stragglers that only fill k are not.
+Sizes, gap and windows were chosen on the dev split (bench/context_quality.py, README).
 """
 
 from __future__ import annotations
@@ -16,6 +18,17 @@ from typing import Callable, Sequence
 
 from rag.passages import split_sentences
 from rag.records import Article, Hit, Passage
+
+
+def close_to_best(hits: Sequence[Hit], max_gap: float) -> list[Hit]:
+    """The hits whose embedding similarity to the question is at most `max_gap` below the
+    most similar one's, in their order. A hit without a dense score (BM25's alone) has no
+    gap to measure and stays."""
+    scores = [h.dense for h in hits if h.dense is not None]
+    if not scores:
+        return list(hits)
+    best = max(scores)
+    return [h for h in hits if h.dense is None or best - h.dense <= max_gap]
 
 
 def extracts(hits: Sequence[Hit], article: Callable[[str], Article], window: int = 1) -> list[Hit]:

@@ -18,7 +18,7 @@ from typing import Iterator
 from rag import checks, citations
 from rag.embedding import get_embedder
 from rag.errors import RagError
-from rag.evidence import extracts
+from rag.evidence import close_to_best, extracts
 from rag.llms import LLM, get_llm
 from rag.index import Index, ensure_index
 from rag.prompts import render
@@ -67,8 +67,10 @@ class Pipeline:
         return self.retriever.search(question, k or s.k, s.retrieval, s.candidates, s.bm25_weight)
 
     def read(self, question: str) -> list[Hit]:
-        """What the model reads: the retrieved passages widened into extracts (rag/evidence.py)."""
-        return extracts(self.retrieve(question), self.index.article, self.settings.window)
+        """What the model reads: the retrieved passages close enough to the best one, widened
+        into extracts (rag/evidence.py)."""
+        hits = close_to_best(self.retrieve(question), self.settings.max_gap)
+        return extracts(hits, self.index.article, self.settings.window)
 
     def ask(self, question: str) -> Answer:
         *_, answer = self.stream(question)

@@ -4,6 +4,7 @@ import pytest
 from fakes import Scripted
 
 from rag.errors import RagError
+from rag.evidence import extracts
 from rag.index import build_index
 from rag.pipeline import REFUSAL, Pipeline
 from rag.records import Answer
@@ -174,3 +175,21 @@ def test_the_refusal_probability_is_read_only_when_something_uses_it(pipeline, u
     answer = Pipeline(pipeline.settings.model_copy(update=update), index=pipeline.index, llm=llm).ask(question)
     assert llm.probed == probed and answer.checks["p_refuse"] == (0.25 if probed else None)
     assert answer.refused is (update["max_p_refuse"] < 0.25)
+
+
+def test_the_model_reads_only_passages_close_to_the_best_one(pipeline):
+    question = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
+    hits = pipeline.retrieve(question)
+    similar = sorted((h.dense for h in hits if h.dense is not None), reverse=True)
+    assert len(similar) > 1 and similar[0] > similar[-1]  # the fake vectors give distinct similarities
+
+    def read(gap):
+        return pipeline.with_settings(pipeline.settings.model_copy(update={"max_gap": gap})).read(question)
+
+    everything = read(1.0)
+    assert [h.passage for h in everything] == [h.passage for h in extracts(hits, pipeline.index.article, 0)]
+    best = [h for h in hits if h.dense == similar[0] or h.dense is None]
+    only_best = read(0.0)
+    assert sum(len(h.passage.text) for h in only_best) < sum(len(h.passage.text) for h in everything)
+    assert all(any(e.passage.doc_id == h.passage.doc_id and e.passage.start <= h.passage.start
+                   and h.passage.end <= e.passage.end for h in best) for e in only_best)
