@@ -7,8 +7,10 @@ widened by `window` sentences on each side within its article, extracts that ove
 touch are merged (one article's story is read once, in order), and each extract keeps
 its article's title. Extracts are ordinary passages with offsets into the cleaned
 article, so citations, the chat's cards and the eval treat them like any passage.
-Before that, a retrieved passage much less similar to the question than the best one is
-dropped (`max_gap`): the best passages are read, the stragglers that only fill k are not.
+Before that, with dense retrieval, a passage much less similar to the question than the
+best one is dropped (`max_gap`): the best passages are read, the stragglers that only fill
+k are not. Fused retrieval is left whole: BM25 is there to bring what dense similarity
+ranks low (with USE, the gap cost fused retrieval evidence: README).
 Sizes, gap and windows were chosen on the dev split (bench/context_quality.py, README).
 """
 

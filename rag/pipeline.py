@@ -69,7 +69,9 @@ class Pipeline:
     def read(self, question: str) -> list[Hit]:
         """What the model reads: the retrieved passages close enough to the best one, widened
         into extracts (rag/evidence.py)."""
-        hits = close_to_best(self.retrieve(question), self.settings.max_gap)
+        hits = self.retrieve(question)
+        if self.settings.retrieval == "dense":  # fused ranks mean to keep what dense search misses
+            hits = close_to_best(hits, self.settings.max_gap)
         return extracts(hits, self.index.article, self.settings.window)
 
     def ask(self, question: str) -> Answer:

@@ -78,8 +78,8 @@ class Settings(BaseModel):
     # retrieval
     retrieval: Literal["hybrid", "dense", "bm25"] = "dense"  # EmbeddingGemma alone beat every fusion weight (dev)
     k: Count = 4  # passages retrieved for the model
-    # a passage whose similarity to the question is more than this below the best one's is not
-    # read (rag/evidence.py); 1 reads all k
+    # with dense retrieval, a passage whose similarity to the question is more than this below
+    # the best one's is not read (rag/evidence.py); 1 reads all k
     max_gap: Probability = 0.18
     window: Annotated[int, Field(ge=0)] = 0  # sentences added on each side of a retrieved passage (rag/evidence.py)
     candidates: Count = 30  # passages each retriever proposes before fusion

@@ -179,12 +179,18 @@ def test_the_refusal_probability_is_read_only_when_something_uses_it(pipeline, u
 
 def test_the_model_reads_only_passages_close_to_the_best_one(pipeline):
     question = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
-    hits = pipeline.retrieve(question)
+    dense = pipeline.with_settings(pipeline.settings.model_copy(update={"retrieval": "dense"}))
+    hits = dense.retrieve(question)
     similar = sorted((h.dense for h in hits if h.dense is not None), reverse=True)
     assert len(similar) > 1 and similar[0] > similar[-1]  # the fake vectors give distinct similarities
 
-    def read(gap):
-        return pipeline.with_settings(pipeline.settings.model_copy(update={"max_gap": gap})).read(question)
+    def read(gap, retrieval="dense"):
+        return pipeline.with_settings(pipeline.settings.model_copy(
+            update={"max_gap": gap, "retrieval": retrieval})).read(question)
+
+    # fused retrieval is read whole: BM25 brings what dense similarity ranks low
+    fused = pipeline.retrieve(question)
+    assert [h.passage for h in read(0.0, "hybrid")] == [h.passage for h in extracts(fused, pipeline.index.article, 0)]
 
     everything = read(1.0)
     assert [h.passage for h in everything] == [h.passage for h in extracts(hits, pipeline.index.article, 0)]
