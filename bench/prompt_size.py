@@ -57,7 +57,7 @@ def prompt_tokens(k: int, chars: int, out: Path, questions: list[str]) -> float:
     settings = Settings(k=k, passage_chars=chars, index_dir=out / f"index-c{chars}")
     pipeline = Pipeline(settings, llm=get_llm(Settings()), log=lambda *_: None)
     count = pipeline.llm.count_tokens
-    return mean(sum(count(m["content"]) for m in pipeline.messages(q, pipeline.retrieve(q))) for q in questions)
+    return mean(sum(count(m["content"]) for m in pipeline.messages(q, pipeline.read(q))) for q in questions)
 
 
 def row(k: int, chars: int, report: dict, tokens: float) -> dict:

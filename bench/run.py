@@ -343,7 +343,7 @@ def measure_generation(settings: Settings, index, question: str, repeats: int) -
     from rag.pipeline import Pipeline
 
     pipeline = Pipeline(settings.model_copy(update={"verify": False}), index=index)
-    hits = pipeline.retrieve(question)
+    hits = pipeline.read(question)  # what the app gives the model: the same prompt for both
     messages = pipeline.messages(question, hits)
     direct = load_direct(settings)
     n_prompt = prompt_tokens(direct, messages)
