@@ -67,8 +67,8 @@ class Pipeline:
         return self.retriever.search(question, k or s.k, s.retrieval, s.candidates, s.bm25_weight)
 
     def read(self, question: str) -> list[Hit]:
-        """What the model reads: the retrieved passages close enough to the best one, widened
-        into extracts (rag/evidence.py)."""
+        """What the model reads: the retrieved passages (with dense retrieval, those close
+        enough to the best one) widened into extracts (rag/evidence.py)."""
         hits = self.retrieve(question)
         if self.settings.retrieval == "dense":  # fused ranks mean to keep what dense search misses
             hits = close_to_best(hits, self.settings.max_gap)
