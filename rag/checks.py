@@ -69,6 +69,7 @@ _QUANTITY = re.compile(
     r"|budget|valeur|salaire|âge|tarif|effectif)|quelle somme)\b", re.IGNORECASE)
 _WHEN = re.compile(r"^\W*(?:quand|depuis quand|en quelle année|en quel mois|à quelle date|quel jour"
                    r"|quelle année|à partir de quand|jusqu'à quand)\b", re.IGNORECASE)
+_LIST_ITEM = re.compile(r"^\s*\d{1,2}[.)]\s+")
 _NUMBER_WORDS = {"un": "1", "une": "1", "deux": "2", "trois": "3", "quatre": "4", "cinq": "5", "six": "6",
                  "sept": "7", "huit": "8", "neuf": "9", "dix": "10", "onze": "11", "douze": "12",
                  "quinze": "15", "vingt": "20", "trente": "30", "cinquante": "50", "cent": "100",
@@ -228,7 +229,7 @@ def grounded(draft: Draft) -> tuple[Draft, Verdict]:
     numbers = _tokens(near)
     names = numbers | _tokens(" ".join(draft.articles.get(p.doc_id, "") for p in passages))
     answer = strip_markers(draft.text)
-    missing = [w for w in _names_and_numbers(answer) if not _known(w, numbers if w[0].isdigit() else names)]
+    missing = [w for w in _names_and_numbers(draft.text) if not _known(w, numbers if w[0].isdigit() else names)]
     missing += [w for w in _code_words(answer) if not _known(w, names) and w not in missing]
     return draft, Verdict("grounded", not missing, missing or None)
 
@@ -241,7 +242,7 @@ def aligned(draft: Draft) -> tuple[Draft, Verdict]:
     if not names:
         return draft, Verdict("aligned", True)
     texts = [draft.articles.get(p.doc_id) or p.text for p in cited_passages(draft)]
-    stray = [n for n in _names_and_numbers(strip_markers(draft.text))
+    stray = [n for n in _names_and_numbers(draft.text)
              if n[0].isdigit() and _near_names(n, texts, names) is False]
     return draft, Verdict("aligned", not stray, stray or None)
 
@@ -271,7 +272,8 @@ def _with_neighbours(text: str, sentences: list[tuple[int, int]], i: int) -> str
 
 
 def _known(word: str, known: set[str]) -> bool:
-    return word in known or word.rstrip("sx") in known
+    """In `known` as written, without a plural s or x, or as a whole number (« 10.0 » is « 10 »)."""
+    return word in known or word.rstrip("sx") in known or re.sub(r"(?<=\d)[.,]0+$", "", word) in known
 
 
 def verified(draft: Draft, llm, prompts_dir: Path, min_p_yes: float) -> tuple[Draft, Verdict]:
@@ -335,9 +337,11 @@ def _tokens(text: str) -> set[str]:
 
 def _names_and_numbers(answer: str) -> list[str]:
     """The answer's numbers and name-like words (a capital letter anywhere, not a word
-    capitalised only for opening its sentence), folded, in order, once each."""
+    capitalised only for opening its sentence), folded, in order, once each. A line opens
+    a sentence, and the number of a list item (« 1. Installez… », « 2) … ») is no fact."""
     found = []
-    for sentence in re.split(r"(?<=[.!?])\s+", answer):
+    lines = (strip_markers(_LIST_ITEM.sub("", line)) for line in answer.splitlines())
+    for sentence in (s for line in lines for s in re.split(r"(?<=[.!?])\s+", line)):
         words = re.findall(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['’][^\W\d_]+)?", sentence)
         for i, word in enumerate(words):
             folded = fold(word).split("'")[-1]

@@ -151,6 +151,27 @@ def test_a_word_capitalised_only_for_opening_its_sentence_is_no_name(text, inven
     assert (verdict.detail or []) == invented
 
 
+def test_the_numbers_of_a_numbered_list_are_no_facts():
+    guide = "Compilez le noyau avec make deb-pkg. Installez ensuite le paquet produit avec dpkg -i."
+    steps = "Voici les étapes :\n1. Compilez avec `make deb-pkg` [1].\n2) Installez le paquet avec `dpkg -i` [1]."
+    _, verdict = checks.grounded(draft(steps, "Comment construire un paquet du noyau ?", guide))
+    assert verdict.passed, verdict.detail
+    _, verdict = checks.grounded(draft(steps + "\n3. Redémarrez après 5 minutes [1].",
+                                       "Comment construire un paquet du noyau ?", guide))
+    assert verdict.detail == ["5"]  # a number inside a step still needs its evidence
+    assert checks.grounded(draft("Il reste 2. Lancez make [1].", "Combien ?", guide))[1].detail == ["2"]  # not a step
+
+
+@pytest.mark.parametrize("text, passed", [
+    ("apt install est recommandé depuis Debian 10.0 [1].", True),  # « 10.0 » is the passage's « 10 »
+    ("apt install est recommandé depuis Debian 10,0 [1].", True),
+    ("apt install est recommandé depuis Debian 10.5 [1].", False),
+])
+def test_a_whole_number_written_with_decimals_is_that_number(text, passed):
+    guide = "Depuis Debian 10, la commande apt install est recommandée."
+    assert checks.grounded(draft(text, "Depuis quand ?", guide))[1].passed is passed
+
+
 def test_only_the_cited_passage_counts_as_evidence():
     answer = Draft("Guy Rosen dirige la sécurité [1].", "Qui dirige la sécurité ?", hits("Il pleut.", MEETING))
     assert not checks.grounded(answer)[1].passed
