@@ -99,8 +99,8 @@ class Settings(BaseModel):
     workers: Count = 1  # questions answered at once (batch, chat); more than 1 needs a model server
     verify: bool = True  # ask the model to confirm each answer on the cited passage's best two sentences
     # thresholds of the checks (rag/checks.py), calibrated on the dev split (bench/calibrate.py)
-    min_p_yes: Probability = 0.50  # the verifier's P(oui) / (P(oui) + P(non)) needed to keep an answer
-    max_p_refuse: Probability = 0.10  # the model's first-token P(refusing) above which the answer is refused
+    min_p_yes: Probability = 0.55  # the verifier's P(oui) / (P(oui) + P(non)) needed to keep an answer
+    max_p_refuse: Probability = 1.0  # the model's first-token P(refusing) above which the answer is refused (1: off)
     # the hand-written checks that may refuse an answer (rag/checks.py `RULES`), chosen with the thresholds
     rules: tuple[str, ...] = ("complete", "grounded", "aligned")
     enforce_checks: bool = True  # False: every check runs and is recorded, none refuses (calibration runs)

@@ -163,7 +163,9 @@ class _Probing(Scripted):
         self.probed = 0
 
     def first_token_probs(self, messages, options):
-        self.probed += "oui ou par non" not in messages[-1]["content"]
+        if "oui ou par non" in messages[-1]["content"]:  # the verifier: a clear yes
+            return {"oui": 0.75, "non": 0.25}
+        self.probed += 1
         return {option: 0.25 for option in options}
 
 
