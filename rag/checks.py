@@ -157,7 +157,7 @@ def standard(llm, prompts_dir: Path, verify: bool = True, min_p_yes: float = 0.5
 
 
 def refusal(draft: Draft) -> tuple[Draft, Verdict]:
-    text = " ".join(answer_part(draft.text).split())
+    text = tidy(answer_part(draft.text))
     refused = not strip_markers(text).strip(" .") or bool(_REFUSAL_OPENING.match(text))
     return replace(draft, text=text), Verdict("refusal", not refused, text[:80] if refused else None)
 
@@ -305,6 +305,13 @@ RULES: dict[str, Check] = {"complete": complete, "adds": adds, "grounded": groun
 
 
 # ------------------------------------------------------------------ helpers
+
+
+def tidy(text: str) -> str:
+    """Spaces collapsed within each line; the lines kept (a numbered list, a code block), at
+    most one empty line between them."""
+    lines = [" ".join(line.split()) for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
 
 
 def answer_part(raw: str) -> str:

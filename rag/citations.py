@@ -62,17 +62,16 @@ def clean_markers(text: str, valid: int) -> str:
 def repoint(text: str, hits: Sequence[Hit], question: str = "") -> str:
     """Move each answer sentence's markers to the passage that supports it best, when
     the passages it cites support it less well than another one does."""
-    out = []
-    for sentence in _answer_sentences(text):
+    out = re.split(r"((?<=[.!?])\s+)", text.strip())  # sentences, with what separates them
+    for i, sentence in enumerate(out[::2]):
         numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(hits)]
         if numbers:
             scores = [support(h.passage.text, sentence, question)[1] for h in hits]
             best = max(range(len(hits)), key=lambda i: scores[i]) + 1
             if scores[best - 1] > max(scores[n - 1] for n in numbers):
                 sentence = MARKER.sub("", sentence)
-                sentence = clean_markers(re.sub(r"([.!?]?)$", f" [{best}]\\1", sentence, count=1), len(hits))
-        out.append(sentence)
-    return " ".join(out)
+                out[2 * i] = clean_markers(re.sub(r"([.!?]?)$", f" [{best}]\\1", sentence, count=1), len(hits))
+    return "".join(out)
 
 
 def resolve(text: str, hits: Sequence[Hit]) -> tuple[Citation, ...]:

@@ -151,6 +151,12 @@ def test_a_word_capitalised_only_for_opening_its_sentence_is_no_name(text, inven
     assert (verdict.detail or []) == invented
 
 
+def test_the_answer_keeps_its_lines():
+    raw = "Voici les étapes :\n\n\n1.   Compilez   le noyau [1].\n2. Installez le paquet [1].  \n"
+    text, verdict = checks.refusal(draft(raw))
+    assert verdict.passed and text.text == "Voici les étapes :\n\n1. Compilez le noyau [1].\n2. Installez le paquet [1]."
+
+
 def test_the_numbers_of_a_numbered_list_are_no_facts():
     guide = "Compilez le noyau avec make deb-pkg. Installez ensuite le paquet produit avec dpkg -i."
     steps = "Voici les étapes :\n1. Compilez avec `make deb-pkg` [1].\n2) Installez le paquet avec `dpkg -i` [1]."

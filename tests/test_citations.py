@@ -1,5 +1,6 @@
 from rag.chat_html import answer_html
-from rag.citations import clean_markers, cited_numbers, marker_numbers, resolve, strip_markers, supporting_sentence
+from rag.citations import (clean_markers, cited_numbers, marker_numbers, repoint, resolve, strip_markers,
+                           supporting_sentence)
 from rag.records import Hit, Passage
 
 
@@ -64,3 +65,10 @@ def test_evidence_is_the_two_best_sentences_in_text_order():
 
 def test_a_marker_after_an_abbreviation_and_a_full_stop_ends_the_sentence_once():
     assert clean_markers("Tesla Inc. [1].", 1) == "Tesla Inc [1]."
+
+
+def test_repoint_moves_a_marker_and_keeps_the_lines():
+    hits = [Hit(Passage(f"d{i}#0-{len(t)}", f"d{i}", "T", 0, len(t), t), 1.0)
+            for i, t in enumerate(["Il pleut sur Lyon.", "Meta dépensera 65 milliards de dollars en IA."])]
+    text = "Étapes :\n1. Meta dépensera 65 milliards [1].\n2. Il pleut sur Lyon [1]."
+    assert repoint(text, hits) == "Étapes :\n1. Meta dépensera 65 milliards [2].\n2. Il pleut sur Lyon [1]."

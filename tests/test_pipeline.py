@@ -42,6 +42,16 @@ def test_citation_of_a_passage_not_given_is_dropped(pipeline):
     assert 1 <= answer.citations[0].number <= pipeline.settings.k
 
 
+def test_a_numbered_list_keeps_its_lines_and_passes_the_checks(pipeline):
+    question = "Combien Meta prévoit-elle de dépenser en IA en 2025 ?"
+    hits = pipeline.read(question)
+    n, sentence = next((n, h.passage.text.split(". ")[0].rstrip("."))
+                       for n, h in enumerate(hits, 1) if "65 milliards" in h.passage.text)
+    answer = _with(pipeline, f"En bref :\n\n1. {sentence} [{n}].\n2. {sentence} [{n}].").ask(question)
+    assert not answer.refused, answer.checks
+    assert answer.text.splitlines() == ["En bref :", "", f"1. {sentence} [{n}].", f"2. {sentence} [{n}]."]
+
+
 def test_refusal_in_other_words_becomes_the_standard_sentence(pipeline):
     answer = _with(pipeline, "Les extraits ne mentionnent pas le fondateur de TikTok.").ask("Qui a fondé TikTok ?")
     assert answer.refused and answer.text == REFUSAL and not answer.citations
