@@ -348,7 +348,7 @@ def _names_and_numbers(answer: str) -> list[str]:
     a sentence, and the number of a list item (« 1. Installez… », « 2) … ») is no fact."""
     found = []
     lines = (strip_markers(_LIST_ITEM.sub("", line)) for line in answer.splitlines())
-    for sentence in (s for line in lines for s in re.split(r"(?<=[.!?])\s+", line)):
+    for sentence in (s for line in lines for s in re.split(citations.SENTENCE_BREAK, line)):
         words = re.findall(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['’][^\W\d_]+)?", sentence)
         for i, word in enumerate(words):
             folded = fold(word).split("'")[-1]

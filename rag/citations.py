@@ -23,6 +23,8 @@ MARKER = re.compile(r"\[(?:extraits?\s*)?(\d+(?:\s*[,;et-]+\s*\d+)*)\]", re.IGNO
 ONE_MARKER = re.compile(r"\[(\d+)\]")
 _SPACED_MARKER = re.compile(r"\s*" + ONE_MARKER.pattern)
 
+SENTENCE_BREAK = r"(?<=[.!?])\s+"  # between two sentences of an answer
+
 
 def strip_markers(text: str) -> str:
     """The answer as it is read and measured: [n] markers out, spaces collapsed."""
@@ -62,7 +64,7 @@ def clean_markers(text: str, valid: int) -> str:
 def repoint(text: str, hits: Sequence[Hit], question: str = "") -> str:
     """Move each answer sentence's markers to the passage that supports it best, when
     the passages it cites support it less well than another one does."""
-    out = re.split(r"((?<=[.!?])\s+)", text.strip())  # sentences, with what separates them
+    out = re.split(f"({SENTENCE_BREAK})", text.strip())  # sentences, with what separates them
     for i, sentence in enumerate(out[::2]):
         numbers = [n for n in cited_numbers(sentence) if 1 <= n <= len(hits)]
         if numbers:
@@ -118,7 +120,7 @@ def evidence(text: str, citation: Citation, question: str = "", n: int = 2) -> s
 
 
 def _answer_sentences(text: str) -> list[str]:
-    return re.split(r"(?<=[.!?])\s+", text.strip())
+    return re.split(SENTENCE_BREAK, text.strip())
 
 
 def _citing_text(text: str, n: int) -> str:
