@@ -47,7 +47,7 @@ from rag.citations import strip_markers
 from rag.passages import split_sentences
 from rag.prompts import render
 from rag.records import Hit
-from rag.text import STOPWORDS, fold, terms
+from rag.text import NUMBER, STOPWORDS, fold, number, number_forms, terms
 
 REFUSAL = "Je ne trouve pas la réponse dans le corpus."
 REFUSAL_START = "Je ne trouve pas"  # P(refusing) = P(the first token begins this)
@@ -272,8 +272,9 @@ def _with_neighbours(text: str, sentences: list[tuple[int, int]], i: int) -> str
 
 
 def _known(word: str, known: set[str]) -> bool:
-    """In `known` as written, without a plural s or x, or as a whole number (« 10.0 » is « 10 »)."""
-    return word in known or word.rstrip("sx") in known or re.sub(r"(?<=\d)[.,]0+$", "", word) in known
+    """In `known` as written, without a plural s or x, or (« 12.000 ») in either reading."""
+    return word in known or word.rstrip("sx") in known or (
+        word[0].isdigit() and bool({number(word), word.replace(".", "")} & known))
 
 
 def verified(draft: Draft, llm, prompts_dir: Path, min_p_yes: float) -> tuple[Draft, Verdict]:
@@ -335,10 +336,12 @@ def best_source(text: str, hits: Sequence[Hit], min_shared: int = 2) -> int | No
 
 
 def _tokens(text: str) -> set[str]:
-    """Folded words and numbers of `text`, number words also as digits, plurals also bare."""
-    out = set()
-    for word in re.findall(r"\d+(?:[.,]\d+)*|[^\W\d_]+", fold(text)):
-        out |= {word, word.rstrip("sx"), _NUMBER_WORDS.get(word, word), word.replace(",", ".")}
+    """Folded words of `text`, plurals also bare, and its numbers in every form an answer
+    may write them (rag.text.number_forms: « 12 000 » is 12000, « vingt-cinq » 25,
+    « 1,2 million » 1200000); small number words (« trois ») also as digits."""
+    out = number_forms(text)
+    for word in re.findall(r"[^\W\d_]+", fold(text)):
+        out |= {word, word.rstrip("sx"), _NUMBER_WORDS.get(word, word)}
     return out
 
 
@@ -349,11 +352,12 @@ def _names_and_numbers(answer: str) -> list[str]:
     found = []
     lines = (strip_markers(_LIST_ITEM.sub("", line)) for line in answer.splitlines())
     for sentence in (s for line in lines for s in re.split(citations.SENTENCE_BREAK, line)):
-        words = re.findall(r"\d+(?:[.,]\d+)*|[^\W\d_]+(?:['’][^\W\d_]+)?", sentence)
+        words = re.findall(NUMBER.pattern + r"|[^\W\d_]+(?:['’][^\W\d_]+)?", sentence)
         for i, word in enumerate(words):
-            folded = fold(word).split("'")[-1]
-            if word[0].isdigit() or (any(c.isupper() for c in word) and not (i == 0 and _opener(word, words))):
-                found.append(folded.replace(",", ".") if word[0].isdigit() else folded)
+            if word[0].isdigit():  # « 12.000 » may be 12000 or 12: _known tries both
+                found.append(word if re.fullmatch(r"\d{1,3}\.\d{3}", word) else number(word))
+            elif any(c.isupper() for c in word) and not (i == 0 and _opener(word, words)):
+                found.append(fold(word).split("'")[-1])
     return [w for w in dict.fromkeys(found) if w and w not in STOPWORDS]
 
 

@@ -50,3 +50,57 @@ def stem(word: str) -> str:
 def terms(text: str) -> list[str]:
     """Index terms: folded, stopwords out, stemmed. Used by BM25 and overlap checks."""
     return [stem(w) for w in words(text) if w not in STOPWORDS]
+
+
+# A number as written: digits grouped by thousands (« 12 000 », « 1 200 000,50 », « 1.200.000 »),
+# a version (« 2.6.32 »), or plain with one decimal part (« 44 », « 3,5 », « 10.0 »)
+_NUMBER = (r"(?<![\d.,])(?:\d{1,3}(?:[ \u00a0\u202f]\d{3})+(?:,\d+)?|\d{1,3}(?:\.\d{3}){2,}(?![.\d])"
+           r"|\d+(?:\.\d+){2,}|\d+(?:[.,]\d+)?)(?![\d])")
+NUMBER = re.compile(_NUMBER)
+_SCALE = re.compile(f"({_NUMBER})" + r"\s*(mille|millions?|milliards?|mds?|mrds?)\b", re.IGNORECASE)
+_FACTORS = {"mille": 10**3, "million": 10**6, "milliard": 10**9, "md": 10**9, "mrd": 10**9}
+
+
+def number(written: str) -> str:
+    """One canonical form of a number as written: « 12 000 », « 12000 » and « 1.200.000 »
+    lose their separators, « 3,50 » and « 3.5 » are « 3.5 », « 10.0 » is « 10 »; a version
+    (« 2.6.30 ») stays as written."""
+    digits = re.sub(r"[ \u00a0\u202f]", "", written)
+    if re.fullmatch(r"\d{1,3}(?:\.\d{3}){2,}", digits):
+        digits = digits.replace(".", "")
+    if digits.count(".") > 1:
+        return digits
+    digits = digits.replace(",", ".")
+    return digits.rstrip("0").rstrip(".") if "." in digits else digits
+
+
+def number_forms(text: str) -> set[str]:
+    """Every form in which an answer may faithfully write the numbers of `text`: each one's
+    canonical form (`number`), spelled-out numbers as digits (« vingt-cinq » 25, by
+    text2num), a number with its scale (« 1,2 million » also 1200000, « 44 milliards »
+    also 44000000000), and large round numbers by the million and billion (« 1 200 000 »
+    also 1.2). « 12.000 » is read both ways, 12000 and 12."""
+    from decimal import Decimal
+
+    from text_to_num import alpha2digit
+
+    def scaled(match: re.Match) -> str:
+        factor = _FACTORS[match.group(2).lower().rstrip("s")]
+        return f" {_plain(Decimal(number(match.group(1))) * factor)} "
+
+    out: set[str] = set()
+    for source in (fold(text), fold(alpha2digit(_SCALE.sub(scaled, text), "fr"))):
+        for match in NUMBER.finditer(source):
+            out.add(number(match.group()))
+            if re.fullmatch(r"\d{1,3}\.\d{3}", match.group()):
+                out.add(match.group().replace(".", ""))
+    for form in list(out):
+        if form.isdigit() and int(form) >= 10**6:
+            out |= {_plain(Decimal(form) / 10**6), _plain(Decimal(form) / 10**9)}
+    return out
+
+
+def _plain(value) -> str:
+    """A Decimal without exponent or trailing zeros: 1.2, 44000000000."""
+    text = format(value.normalize(), "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
