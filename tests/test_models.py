@@ -76,6 +76,18 @@ size = 10
 """
 
 
+def test_setup_pulls_the_default_models_and_stops_when_one_fails():
+    """The Quick start's setup must assemble every default model (a warning instead, and the
+    chat would start without its embedder), and stop on the first pull that fails."""
+    script = (PROJECT_ROOT / "scripts" / "setup.sh").read_text(encoding="utf-8")
+    assert "set -euo pipefail" in script
+    pulls = {m.group(1): m.group(2) for m in re.finditer(r"^rag models pull (\S+)(.*)$", script, re.MULTILINE)}
+    defaults = Settings()
+    for name in (defaults.llm, defaults.embedder):
+        assert name in pulls, f"{name} (a default) is not pulled by setup.sh"
+        assert "||" not in pulls[name] and not pulls[name].rstrip().endswith("\\"), f"a failed pull of {name} is ignored"
+
+
 @pytest.mark.parametrize("text, message", [
     ("role = llm\n", "illisible"),  # no [section] header
     ("[a]\nrole = llm\nrole = llm\n", "illisible"),
