@@ -47,7 +47,7 @@ from rag.citations import strip_markers
 from rag.passages import split_sentences
 from rag.prompts import render
 from rag.records import Hit
-from rag.text import NUMBER, STOPWORDS, fold, number, number_forms, terms
+from rag.text import NUMBER, STOPWORDS, fold, number, number_forms, terms, with_scales
 
 REFUSAL = "Je ne trouve pas la réponse dans le corpus."
 REFUSAL_START = "Je ne trouve pas"  # P(refusing) = P(the first token begins this)
@@ -346,11 +346,12 @@ def _tokens(text: str) -> set[str]:
 
 
 def _names_and_numbers(answer: str) -> list[str]:
-    """The answer's numbers and name-like words (a capital letter anywhere, not a word
-    capitalised only for opening its sentence), folded, in order, once each. A line opens
+    """The answer's numbers (with their scale: « 1,2 million » is 1200000) and name-like
+    words (a capital letter anywhere, not a word capitalised only for opening its
+    sentence), folded, in order, once each. A line opens
     a sentence, and the number of a list item (« 1. Installez… », « 2) … ») is no fact."""
     found = []
-    lines = (strip_markers(_LIST_ITEM.sub("", line)) for line in answer.splitlines())
+    lines = (with_scales(strip_markers(_LIST_ITEM.sub("", line))) for line in answer.splitlines())
     for sentence in (s for line in lines for s in re.split(citations.SENTENCE_BREAK, line)):
         words = re.findall(NUMBER.pattern + r"|[^\W\d_]+(?:['’][^\W\d_]+)?", sentence)
         for i, word in enumerate(words):

@@ -84,12 +84,8 @@ def number_forms(text: str) -> set[str]:
 
     from text_to_num import alpha2digit
 
-    def scaled(match: re.Match) -> str:
-        factor = _FACTORS[match.group(2).lower().rstrip("s")]
-        return f" {_plain(Decimal(number(match.group(1))) * factor)} "
-
     out: set[str] = set()
-    for source in (fold(text), fold(alpha2digit(_SCALE.sub(scaled, text), "fr"))):
+    for source in (fold(text), fold(alpha2digit(with_scales(text), "fr"))):
         for match in NUMBER.finditer(source):
             out.add(number(match.group()))
             if re.fullmatch(r"\d{1,3}\.\d{3}", match.group()):
@@ -98,6 +94,18 @@ def number_forms(text: str) -> set[str]:
         if form.isdigit() and int(form) >= 10**6:
             out |= {_plain(Decimal(form) / 10**6), _plain(Decimal(form) / 10**9)}
     return out
+
+
+def with_scales(text: str) -> str:
+    """`text` with each number and its scale written as one number: « 1,2 million » becomes
+    « 1200000 », « 12 mille » « 12000 »."""
+    from decimal import Decimal
+
+    def scaled(match: re.Match) -> str:
+        factor = _FACTORS[match.group(2).lower().rstrip("s")]
+        return _plain(Decimal(number(match.group(1))) * factor)
+
+    return _SCALE.sub(scaled, text)
 
 
 def _plain(value) -> str:

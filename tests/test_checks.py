@@ -189,6 +189,8 @@ def test_a_whole_number_written_with_decimals_is_that_number(text, passed):
     ("L'amende atteint 1 200 000 euros.", "L'amende atteint 1,2 million d'euros [1].", True),
     ("Musk a payé 44 milliards de dollars.", "Musk a payé 44 000 000 000 dollars [1].", True),
     ("Musk a payé 44 milliards de dollars.", "Musk a payé 45 milliards de dollars [1].", False),
+    ("L'amende atteint 1,2 milliard d'euros.", "L'amende atteint 1,2 million d'euros [1].", False),  # not its scale
+    ("Cyclo a vendu 12 000 vélos.", "Cyclo a vendu 12 mille vélos [1].", True),
     ("Le ticket coûte 3,50 euros.", "Le ticket coûte 3,5 euros [1].", True),
     ("Le noyau 2.6.32 est livré.", "Le noyau 2.6.30 est livré [1].", False),  # a version is no decimal
     ("Le noyau 2.6.32 est livré.", "Le noyau 2.6.32 est livré [1].", True),
@@ -272,4 +274,4 @@ def test_names_may_come_from_the_cited_article_but_numbers_only_from_the_cited_p
     assert checks.grounded(with_article)[1].passed
     figure = Draft("La réunion a coûté 25 millions [1].", "Combien a coûté la réunion ?", base.hits,
                    articles={"d0": article})
-    assert checks.grounded(figure)[1].detail == ["25"]
+    assert checks.grounded(figure)[1].detail == ["25000000"]  # the figure with its scale
