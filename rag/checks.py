@@ -47,7 +47,7 @@ from rag.citations import strip_markers
 from rag.passages import split_sentences
 from rag.prompts import render
 from rag.records import Hit
-from rag.text import NUMBER, STOPWORDS, fold, number, number_forms, terms, with_scales
+from rag.text import NUMBER, STOPWORDS, figures, fold, number, number_forms, terms, with_scales
 
 REFUSAL = "Je ne trouve pas la réponse dans le corpus."
 REFUSAL_START = "Je ne trouve pas"  # P(refusing) = P(the first token begins this)
@@ -220,8 +220,9 @@ def adds(draft: Draft) -> tuple[Draft, Verdict]:
 
 
 def grounded(draft: Draft) -> tuple[Draft, Verdict]:
-    """Numbers of the answer found in none of its cited passages nor in the question, and
-    names found in none of their articles (titles included): the surest sign of an invention.
+    """Numbers of the answer found in none of its cited passages nor in the question, or
+    found there with another unit, and names found in none of their articles (titles
+    included): the surest sign of an invention.
     Names may come from the whole article, which names a person in full once and by the
     surname after; a figure from elsewhere in the article is another fact's figure."""
     passages = cited_passages(draft)
@@ -231,7 +232,20 @@ def grounded(draft: Draft) -> tuple[Draft, Verdict]:
     answer = strip_markers(draft.text)
     missing = [w for w in _names_and_numbers(draft.text) if not _known(w, numbers if w[0].isdigit() else names)]
     missing += [w for w in _code_words(answer) if not _known(w, names) and w not in missing]
+    missing += _other_units(answer, near)
     return draft, Verdict("grounded", not missing, missing or None)
+
+
+def _other_units(answer: str, evidence: str) -> list[str]:
+    """The answer's figures whose unit the evidence never gives them: « 200 calories » when
+    the extract has « 200 g de farine », « 65 milliards d'euros » for its « 65 milliards de
+    dollars ». A figure the evidence also writes bare, or that it does not hold, is left to
+    the rule above."""
+    units: dict[str, set] = {}
+    for value, unit in figures(evidence):
+        units.setdefault(value, set()).add(unit)
+    return list(dict.fromkeys(f"{value} {unit}" for value, unit in figures(answer)
+                              if unit and units.get(value) and None not in units[value] and unit not in units[value]))
 
 
 def aligned(draft: Draft) -> tuple[Draft, Verdict]:

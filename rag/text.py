@@ -108,6 +108,34 @@ def with_scales(text: str) -> str:
     return _SCALE.sub(scaled, text)
 
 
+# Units a figure may carry, each spelling (folded) to one name: « 200 g » is not « 200 calories »
+_UNITS = {spelling: unit for unit, spellings in {
+    "seconde": "s sec seconde secondes", "minute": "min mn minute minutes", "heure": "h heure heures",
+    "jour": "jour jours", "semaine": "semaine semaines", "mois": "mois", "an": "an ans annee annees",
+    "mg": "mg milligramme milligrammes", "g": "g gr gramme grammes", "kg": "kg kilo kilos kilogramme kilogrammes",
+    "tonne": "tonne tonnes", "ml": "ml millilitre millilitres", "cl": "cl centilitre centilitres",
+    "l": "l litre litres", "mm": "mm millimetre millimetres", "cm": "cm centimetre centimetres",
+    "m": "m metre metres", "km": "km kilometre kilometres", "calorie": "cal calorie calories kcal kilocalories",
+    "w": "w watt watts", "kw": "kw kilowatt kilowatts", "v": "v volt volts", "degre": "°c °f ° degre degres",
+    "octet": "o octet octets", "ko": "ko kb", "mo": "mo mb", "go": "go gb", "to": "to tb",
+    "euro": "€ euro euros eur", "dollar": "$ dollar dollars usd", "livre": "£ livre livres",
+    "pourcent": "% pourcent",
+}.items() for spelling in spellings.split()}
+_FIGURE = re.compile(f"({_NUMBER})" + r"\s*(?:(?:de|d')\s*)?(°\s?[cf]\b|[%€$£°]|[^\W\d_]+)?")
+
+
+def figures(text: str) -> list[tuple[str, str | None]]:
+    """The numbers of `text` with their scale and spelled-out ones as digits (« quarante-cinq
+    minutes » is 45), each as (canonical value, unit or None): « 200 g de farine » is
+    (200, g), « 1,7 litre » (1.7, l), « 44 milliards de dollars » (44000000000, dollar),
+    « 4 pommes » (4, None)."""
+    from text_to_num import alpha2digit
+
+    text = re.sub(r"(?<=\d)\s*pour\s?cent\b", " %", text, flags=re.IGNORECASE)  # before text2num reads « cent »
+    source = fold(alpha2digit(with_scales(text), "fr"))
+    return [(number(m.group(1)), _UNITS.get((m.group(2) or "").replace(" ", ""))) for m in _FIGURE.finditer(source)]
+
+
 def _plain(value) -> str:
     """A Decimal without exponent or trailing zeros: 1.2, 44000000000."""
     text = format(value.normalize(), "f")

@@ -202,6 +202,22 @@ def test_a_number_is_known_in_any_faithful_writing_and_only_in_those(evidence, t
     assert verdict.passed is passed, verdict.detail
 
 
+@pytest.mark.parametrize("evidence, text, passed", [
+    ("Il faut 200 g de farine.", "La tarte contient 200 calories [1].", False),  # another fact's figure
+    ("Il faut 200 g de farine.", "Il faut 200 grammes de farine [1].", True),  # the same unit, spelled out
+    ("Meta dépensera 65 milliards de dollars.", "Meta dépensera 65 milliards d'euros [1].", False),
+    ("Meta dépensera 65 milliards de dollars.", "Meta dépensera 65 milliards $ [1].", True),
+    ("Meta dépensera 65 milliards de dollars.", "Meta dépensera 65 milliards [1].", True),  # no unit said
+    ("La cuisson dure quarante-cinq minutes.", "La cuisson dure 45 minutes [1].", True),
+    ("La cuisson dure quarante-cinq minutes.", "La cuisson dure 45 heures [1].", False),
+    ("Le taux atteint 10 pour cent.", "Le taux atteint 10 % [1].", True),
+    ("Cyclo a vendu 12 000 vélos.", "Cyclo a vendu 12 000 vélos électriques [1].", True),  # no unit, no rule
+])
+def test_a_figure_keeps_its_unit(evidence, text, passed):
+    verdict = checks.grounded(draft(text, "Combien ?", evidence))[1]
+    assert verdict.passed is passed, verdict.detail
+
+
 def test_only_the_cited_passage_counts_as_evidence():
     answer = Draft("Guy Rosen dirige la sécurité [1].", "Qui dirige la sécurité ?", hits("Il pleut.", MEETING))
     assert not checks.grounded(answer)[1].passed

@@ -1,6 +1,6 @@
 import pytest
 
-from rag.text import fold, number, number_forms, stem, terms, words
+from rag.text import figures, fold, number, number_forms, stem, terms, words
 
 
 def test_fold_strips_accents_and_case():
@@ -33,3 +33,9 @@ def test_number_forms_hold_what_a_faithful_answer_may_write():
     forms = number_forms("Vingt-cinq salariés, une amende de 1,2 million d'euros, 44 milliards de dollars, 12.000 vélos.")
     assert {"25", "1.2", "1200000", "44", "44000000000", "12000", "12"} <= forms
     assert "2" not in forms and "000" not in forms  # no stray parts of a figure
+
+
+def test_figures_carry_their_value_and_unit():
+    assert figures("200 g de farine, quarante-cinq minutes, 44 milliards de dollars, 4 pommes, 10 pour cent") == [
+        ("200", "g"), ("45", "minute"), ("44000000000", "dollar"), ("4", None), ("10", "pourcent")]
+    assert figures("Pour cent euros") == [("100", "euro")]  # « pour cent » is a percentage only after a number
