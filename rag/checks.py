@@ -38,6 +38,7 @@ sentences is citations.py's.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -103,6 +104,7 @@ class Draft:
     hits: tuple[Hit, ...]
     p_refuse: float | None = None  # P(the reply's first token opens a refusal), if known
     articles: Mapping[str, str] = field(default_factory=dict)  # doc id -> whole text, for names
+    subjects: Mapping[str, frozenset[str]] = field(default_factory=dict)  # doc id -> `own_subjects`
 
 
 @dataclass(frozen=True)
@@ -255,10 +257,24 @@ def aligned(draft: Draft) -> tuple[Draft, Verdict]:
     names = set(_question_names(draft.question))
     if not names:
         return draft, Verdict("aligned", True)
+    # A document whose own subject is all the question names is about it throughout: a
+    # manual's spec line, a biography's « elle épouse… », a town bulletin's fees name it only
+    # in the title.
+    if any(names <= draft.subjects.get(p.doc_id, frozenset()) for p in cited_passages(draft)):
+        return draft, Verdict("aligned", True)
     texts = [draft.articles.get(p.doc_id) or p.text for p in cited_passages(draft)]
     stray = [n for n in _names_and_numbers(draft.text)
              if n[0].isdigit() and _near_names(n, texts, names) is False]
     return draft, Verdict("aligned", not stray, stray or None)
+
+
+def own_subjects(titles: Mapping[str, str]) -> dict[str, frozenset[str]]:
+    """Doc id -> the words of its title that no other title of the corpus has: what that
+    document alone is about (« Léonie Castagnède », « AéroSec DS-20 »). A word every
+    chapter's title shares (« Debian » in the Debian FAQ) tells no document from another."""
+    words = {doc_id: _tokens(title) for doc_id, title in titles.items()}
+    counts = Counter(w for ws in words.values() for w in ws)
+    return {doc_id: frozenset(w for w in ws if counts[w] == 1) for doc_id, ws in words.items()}
 
 
 def _near_names(number: str, texts: Sequence[str], names: set[str]) -> bool | None:

@@ -11,6 +11,7 @@ usable lives there, not here.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Iterator
@@ -141,7 +142,8 @@ class Pipeline:
         s = self.settings
         started = time.perf_counter()
         articles = {h.passage.doc_id: self.index.article(h.passage.doc_id).text for h in hits}
-        draft = checks.Draft(raw, question, tuple(hits), p_refuse, articles)
+        subjects = own_subjects(self.index)
+        draft = checks.Draft(raw, question, tuple(hits), p_refuse, articles, {d: subjects.get(d, frozenset()) for d in articles})
         stage = checks.standard(self.llm, s.prompts_dir, s.verify, s.min_p_yes, s.max_p_refuse,
                                 checks.RULES if not s.enforce_checks else s.rules)
         outcome = checks.run(draft, stage, s.enforce_checks)
@@ -156,6 +158,12 @@ class Pipeline:
         models = {"llm": self.settings.llm, "embedder": self.settings.embedder}
         return Answer(question, text, refused, tuple(cited), tuple(hits), timings, tokens, models,
                       raw, checks or {})
+
+
+@functools.lru_cache(maxsize=4)
+def own_subjects(index: Index) -> dict[str, frozenset[str]]:
+    """What each document of the index alone is about (checks.own_subjects), read once."""
+    return checks.own_subjects({doc_id: article.title for doc_id, article in index.articles.items()})
 
 
 def validate_question(question: str, max_chars: int) -> str:

@@ -1,6 +1,7 @@
 """The checks stage (rag/checks.py), one check at a time, on passages written by hand."""
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -105,6 +106,24 @@ def test_a_figure_must_come_from_a_sentence_about_what_the_question_names():
     assert checks.aligned(right)[1].passed
     unnamed = Draft("180 000 abonnés [1].", "Combien d'abonnés y a-t-il ?", answer.hits, articles=answer.articles)
     assert checks.aligned(unnamed)[1].passed  # the question names nothing to align with
+
+
+def test_a_document_about_what_the_question_names_is_about_it_throughout():
+    """A spec line or a « elle épouse… » names its subject only in the title: when the title
+    is the document's own (no other title of the corpus has those words), aligned trusts it;
+    a word every title shares (« Debian » in the FAQ) tells no document from another."""
+    titles = {"d0": "Notice du déshumidificateur AéroSec DS-20", "d1": "Notice de la bouilloire Vapeo",
+              "d2": "Notice du radiateur Caloris"}
+    subjects = checks.own_subjects(titles)
+    assert {"aerosec", "ds"} <= subjects["d0"] and "notice" not in subjects["d0"]
+    spec = "Caractéristiques\n\nPuissance : 420 W\n\nCapacité du réservoir : 3,5 litres"
+    cited = (Hit(Passage("d0#0-1", "d0", titles["d0"], 0, len(spec), spec), 1.0),)
+    answer = Draft("Le réservoir de l'AéroSec DS-20 contient 3,5 litres [1].",
+                   "Quelle est la contenance du réservoir de l'AéroSec DS-20 ?", cited, articles={"d0": spec})
+    assert checks.aligned(answer)[1].detail == ["3.5"]  # no sentence near the figure names it
+    assert checks.aligned(replace(answer, subjects=subjects))[1].passed
+    shared = checks.own_subjects({"d0": "Chapitre 1. Debian", "d1": "Chapitre 2. Debian GNU/Linux"})
+    assert "debian" not in shared["d0"] | shared["d1"]
 
 
 def test_an_extract_number_used_as_a_value_is_no_answer():

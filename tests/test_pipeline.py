@@ -211,3 +211,22 @@ def test_the_model_reads_only_passages_close_to_the_best_one(pipeline):
     assert sum(len(h.passage.text) for h in only_best) < sum(len(h.passage.text) for h in everything)
     assert all(any(e.passage.doc_id == h.passage.doc_id and e.passage.start <= h.passage.start
                    and h.passage.end <= e.passage.end for h in best) for e in only_best)
+
+
+def test_a_figure_from_a_document_about_the_question_s_subject_is_not_refused(settings, tmp_path):
+    """A manual's spec line names its product only in the title: the pipeline tells aligned
+    what each document alone is about (its title's words no other title has)."""
+    corpus = tmp_path / "manuals"
+    corpus.mkdir()
+    (corpus / "aerosec.txt").write_text("Notice du déshumidificateur AéroSec DS-20\n\nCaractéristiques techniques.\n\n"
+                                        "Capacité du réservoir : 3,5 litres.\n\nPuissance nominale : 420 W.\n", "utf-8")
+    (corpus / "vapeo.txt").write_text("Notice de la bouilloire Vapeo\n\nCapacité : 1,7 litre.\n\nPuissance : 2 200 W.\n",
+                                      "utf-8")
+    manuals = settings.model_copy(update={"seeds_dir": corpus, "index_dir": tmp_path / "manuals-index"})
+    index = build_index(manuals, log=lambda *_: None)
+    question = "Quelle est la contenance du réservoir de l'AéroSec DS-20 ?"
+    reader = Pipeline(manuals, index=index, llm=Scripted("x"))
+    n = next(n for n, h in enumerate(reader.read(question), 1) if "3,5 litres" in h.passage.text)
+    answer = Pipeline(manuals, index=index, llm=Scripted(f"Le réservoir de l'AéroSec DS-20 contient 3,5 litres [{n}].")).ask(question)
+    assert not answer.refused, answer.checks
+    assert next(v for v in answer.checks["verdicts"] if v["check"] == "aligned")["passed"]
