@@ -18,13 +18,16 @@ every verdict is recorded, by name, in `Answer.checks`:
               pour acheter Twitter » is none);
 6. adds       the answer says something the question does not (« Nvidia a chuté à cause
               de DeepSeek » does not answer « De combien… »);
-7. grounded   every number of the answer is in its cited passages or the question, every
-              name and every word of a command in `backticks` in their articles
-              (« Markus Klarner » or `ssh-keygen` found nowhere is an invention;
-              « Mark » Zuckerberg, named so at the top of the article, is not);
+7. grounded   every number of the answer is in its cited passages or the question, by
+              value (« 12000 » is « 12 000 », « 25 » is « vingt-cinq ») and with its unit
+              (« 200 calories » is not « 200 g »), every name and every word of a command
+              in `backticks` in their articles (« Markus Klarner » or `ssh-keygen` found
+              nowhere is an invention; « Mark » Zuckerberg, named so at the top of the
+              article, is not);
 8. aligned    a figure of the answer comes from a sentence that, with its neighbours,
               names what the question names (not the « 180 000 » subscribers of Twitter
-              Blue for « Combien d'utilisateurs compte Instagram Reels ? »);
+              Blue for « Combien d'utilisateurs compte Instagram Reels ? »), unless the
+              document's own title is about all of it (a manual's spec line);
 9. verified   asked again on the cited evidence alone, the model says « oui »: P(oui)
               against P(non) at least `min_p_yes`, or a clear « oui » from a backend
               without probabilities (« No », « Faux », an empty reply confirm nothing);
