@@ -71,6 +71,7 @@ def test_an_uncited_answer_is_tied_to_its_passage_or_refused():
     ("Combien d'Européens Pew Research a-t-il interrogés ?", "Pew Research a interrogé 64 % des Européens [1].", False),
     ("Combien d'Européens Pew Research a-t-il interrogés ?", "2 000 Européens, dont 64 % de Français [1].", True),
     ("Quel pourcentage d'Européens utilise Meta AI ?", "64 % des Européens [1].", True),
+    ("Quel âge avait-elle ?", "Elle avait soixante ans [1].", True),  # a number spelled out
 ])
 def test_an_answer_lacking_the_asked_quantity_or_date_is_incomplete(question, text, ok):
     _, verdict = checks.complete(Draft(text, question, hits(TWITTER + " " + MEETING)))
