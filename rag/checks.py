@@ -275,7 +275,8 @@ def own_subjects(titles: Mapping[str, str]) -> dict[str, frozenset[str]]:
     """Doc id -> the words of its title that no other title of the corpus has: what that
     document alone is about (« Léonie Castagnède », « AéroSec DS-20 »). A word every
     chapter's title shares (« Debian » in the Debian FAQ) tells no document from another."""
-    words = {doc_id: _tokens(title) for doc_id, title in titles.items()}
+    words = {doc_id: {w for word in re.findall(r"[^\W\d_]+", fold(title)) for w in (word, word.rstrip("sx"))}
+             for doc_id, title in titles.items()}  # names only: the question's names are words
     counts = Counter(w for ws in words.values() for w in ws)
     return {doc_id: frozenset(w for w in ws if counts[w] == 1) for doc_id, ws in words.items()}
 
