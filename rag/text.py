@@ -2,6 +2,8 @@
 
 Accent folding and a light plural stemmer only: on news text this is what makes a
 question's « dépenses » meet the article's « dépenser ». No lemmatiser, no spell fixes.
+Numbers are read by value for the checks (`number`, `number_forms`, `figures`): « 12 000 »
+is « 12000 », « vingt-cinq » (text2num) is 25, and a figure keeps its scale and unit.
 """
 
 from __future__ import annotations
