@@ -233,7 +233,7 @@ def grounded(draft: Draft) -> tuple[Draft, Verdict]:
     passages = cited_passages(draft)
     near = draft.question + " " + " ".join(f"{p.title} {p.text}" for p in passages)
     numbers = _tokens(near)
-    names = numbers | _tokens(" ".join(draft.articles.get(p.doc_id, "") for p in passages))
+    names = numbers | _words(" ".join(draft.articles.get(p.doc_id, "") for p in passages))
     answer = strip_markers(draft.text)
     missing = [w for w in _names_and_numbers(draft.text) if not _known(w, numbers if w[0].isdigit() else names)]
     missing += [w for w in _code_words(answer) if not _known(w, names) and w not in missing]
@@ -263,9 +263,10 @@ def aligned(draft: Draft) -> tuple[Draft, Verdict]:
     # A document whose own subject is all the question names is about it throughout: a
     # manual's spec line, a biography's « elle épouse… », a town bulletin's fees name it only
     # in the title.
-    if any(names <= draft.subjects.get(p.doc_id, frozenset()) for p in cited_passages(draft)):
+    passages = cited_passages(draft)
+    if any(names <= draft.subjects.get(p.doc_id, frozenset()) for p in passages):
         return draft, Verdict("aligned", True)
-    texts = [draft.articles.get(p.doc_id) or p.text for p in cited_passages(draft)]
+    texts = [draft.articles.get(p.doc_id) or p.text for p in passages]
     stray = [n for n in _names_and_numbers(draft.text)
              if n[0].isdigit() and _near_names(n, texts, names) is False]
     return draft, Verdict("aligned", not stray, stray or None)
@@ -275,8 +276,7 @@ def own_subjects(titles: Mapping[str, str]) -> dict[str, frozenset[str]]:
     """Doc id -> the words of its title that no other title of the corpus has: what that
     document alone is about (« Léonie Castagnède », « AéroSec DS-20 »). A word every
     chapter's title shares (« Debian » in the Debian FAQ) tells no document from another."""
-    words = {doc_id: {w for word in re.findall(r"[^\W\d_]+", fold(title)) for w in (word, word.rstrip("sx"))}
-             for doc_id, title in titles.items()}  # names only: the question's names are words
+    words = {doc_id: _words(title) for doc_id, title in titles.items()}
     counts = Counter(w for ws in words.values() for w in ws)
     return {doc_id: frozenset(w for w in ws if counts[w] == 1) for doc_id, ws in words.items()}
 
@@ -290,7 +290,7 @@ def _near_names(number: str, texts: Sequence[str], names: set[str]) -> bool | No
         for i, (start, end) in enumerate(sentences):
             if number in _tokens(text[start:end]):
                 seen = True
-                if names & _tokens(_with_neighbours(text, sentences, i)):
+                if names & _words(_with_neighbours(text, sentences, i)):
                     return True
     return False if seen else None
 
@@ -370,10 +370,15 @@ def best_source(text: str, hits: Sequence[Hit], min_shared: int = 2) -> int | No
 
 
 def _tokens(text: str) -> set[str]:
-    """Folded words of `text`, plurals also bare, and its numbers in every form an answer
-    may write them (rag.text.number_forms: « 12 000 » is 12000, « vingt-cinq » 25,
-    « 1,2 million » 1200000); small number words (« trois ») also as digits."""
-    out = number_forms(text)
+    """`_words` of `text` and its numbers in every form an answer may write them
+    (rag.text.number_forms: « 12 000 » is 12000, « vingt-cinq » 25, « 1,2 million » 1200000)."""
+    return number_forms(text) | _words(text)
+
+
+def _words(text: str) -> set[str]:
+    """Folded words of `text`, plurals also bare, small number words (« trois ») also as
+    digits: what names are looked for in (a whole article needs no number forms)."""
+    out = set()
     for word in re.findall(r"[^\W\d_]+", fold(text)):
         out |= {word, word.rstrip("sx"), _NUMBER_WORDS.get(word, word)}
     return out

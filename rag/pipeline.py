@@ -11,9 +11,9 @@ usable lives there, not here.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
+import weakref
 from typing import Iterator
 
 from rag import checks, citations
@@ -160,10 +160,15 @@ class Pipeline:
                       raw, checks or {})
 
 
-@functools.lru_cache(maxsize=4)
+_subjects: "weakref.WeakKeyDictionary[Index, dict[str, frozenset[str]]]" = weakref.WeakKeyDictionary()
+
+
 def own_subjects(index: Index) -> dict[str, frozenset[str]]:
-    """What each document of the index alone is about (checks.own_subjects), read once."""
-    return checks.own_subjects({doc_id: article.title for doc_id, article in index.articles.items()})
+    """What each document of the index alone is about (checks.own_subjects), read once per
+    index and forgotten with it (the chat replaces its index when documents are added)."""
+    if index not in _subjects:
+        _subjects[index] = checks.own_subjects({doc_id: a.title for doc_id, a in index.articles.items()})
+    return _subjects[index]
 
 
 def validate_question(question: str, max_chars: int) -> str:
