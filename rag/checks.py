@@ -51,7 +51,7 @@ from rag.citations import strip_markers
 from rag.passages import split_sentences
 from rag.prompts import render
 from rag.records import Hit
-from rag.text import NUMBER, STOPWORDS, figures, fold, number, number_forms, terms, with_scales
+from rag.text import NUMBER, STOPWORDS, figures, fold, number, number_forms, readings, terms, with_scales
 
 REFUSAL = "Je ne trouve pas la réponse dans le corpus."
 REFUSAL_START = "Je ne trouve pas"  # P(refusing) = P(the first token begins this)
@@ -307,8 +307,7 @@ def _with_neighbours(text: str, sentences: list[tuple[int, int]], i: int) -> str
 
 def _known(word: str, known: set[str]) -> bool:
     """In `known` as written, without a plural s or x, or (« 12.000 ») in either reading."""
-    return word in known or word.rstrip("sx") in known or (
-        word[0].isdigit() and bool({number(word), word.replace(".", "")} & known))
+    return word in known or word.rstrip("sx") in known or (word[0].isdigit() and bool(readings(word) & known))
 
 
 def verified(draft: Draft, llm, prompts_dir: Path, min_p_yes: float) -> tuple[Draft, Verdict]:
@@ -394,8 +393,8 @@ def _names_and_numbers(answer: str) -> list[str]:
     for sentence in (s for line in lines for s in re.split(citations.SENTENCE_BREAK, line)):
         words = re.findall(NUMBER.pattern + r"|[^\W\d_]+(?:['’][^\W\d_]+)?", sentence)
         for i, word in enumerate(words):
-            if word[0].isdigit():  # « 12.000 » may be 12000 or 12: _known tries both
-                found.append(word if re.fullmatch(r"\d{1,3}\.\d{3}", word) else number(word))
+            if word[0].isdigit():  # « 12.000 » stays as written: _known tries its two readings
+                found.append(word if len(readings(word)) > 1 else number(word))
             elif any(c.isupper() for c in word) and not (i == 0 and _opener(word, words)):
                 found.append(fold(word).split("'")[-1])
     return [w for w in dict.fromkeys(found) if w and w not in STOPWORDS]

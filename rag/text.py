@@ -76,6 +76,14 @@ def number(written: str) -> str:
     return digits.rstrip("0").rstrip(".") if "." in digits else digits
 
 
+def readings(written: str) -> set[str]:
+    """The canonical forms a number as written may stand for: one (`number`), but two for
+    « 12.000 », French grouping (12000) or a decimal (12)."""
+    if re.fullmatch(r"\d{1,3}\.\d{3}", written):
+        return {number(written), written.replace(".", "")}
+    return {number(written)}
+
+
 def number_forms(text: str) -> set[str]:
     """Every form in which an answer may faithfully write the numbers of `text`: each one's
     canonical form (`number`), spelled-out numbers as digits (« vingt-cinq » 25, by
@@ -89,9 +97,7 @@ def number_forms(text: str) -> set[str]:
     out: set[str] = set()
     for source in (fold(text), fold(alpha2digit(with_scales(text), "fr"))):
         for match in NUMBER.finditer(source):
-            out.add(number(match.group()))
-            if re.fullmatch(r"\d{1,3}\.\d{3}", match.group()):
-                out.add(match.group().replace(".", ""))
+            out |= readings(match.group())
     for form in list(out):
         if form.isdigit() and int(form) >= 10**6:
             out |= {_plain(Decimal(form) / 10**6), _plain(Decimal(form) / 10**9)}

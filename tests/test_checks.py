@@ -203,6 +203,7 @@ def test_a_whole_number_written_with_decimals_is_that_number(text, passed):
     ("Cyclo a vendu 12 000 vélos.", "Cyclo a vendu 12.000 vélos [1].", True),
     ("Cyclo a vendu 12 000 vélos.", "Cyclo a vendu 12 vélos [1].", False),  # a part of a figure is not it
     ("Cyclo a vendu 12 000 vélos.", "Cyclo a vendu 13 000 vélos [1].", False),
+    ("Le taux est de 35 points.", "Le taux est de 3.5 points [1].", False),  # a decimal is not its digits
     ("Vingt-cinq salariés ont été licenciés.", "25 salariés ont été licenciés [1].", True),  # spelled out
     ("Vingt-cinq salariés ont été licenciés.", "26 salariés ont été licenciés [1].", False),
     ("L'amende atteint 1,2 million d'euros.", "L'amende atteint 1 200 000 euros [1].", True),  # its scale
