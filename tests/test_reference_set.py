@@ -275,12 +275,12 @@ def test_seeds_present():
     assert NEAR_DUPLICATES <= set(SEED_TEXT)
 
 
-@pytest.mark.parametrize("rec", RECORDS, ids=ids(RECORDS))
-def test_fields_and_types(rec):
+def check_shape(rec: dict, id_pattern: str) -> None:
+    """A record's fields, their types, its tags and split: the format every reference set shares."""
     assert set(rec) == set(FIELDS), f"fields: {sorted(rec)}"
     for name, kind in FIELDS.items():
         assert isinstance(rec[name], kind), f"{name} should be {kind.__name__}"
-    assert re.fullmatch(r"q\d{3}", rec["id"])
+    assert re.fullmatch(id_pattern, rec["id"])
     assert rec["question"].strip() and rec["question"].rstrip().endswith("?")
     assert rec["tags"] and set(rec["tags"]) <= TAGS and len(set(rec["tags"])) == len(rec["tags"])
     assert rec["split"] in SPLITS
@@ -292,6 +292,24 @@ def test_fields_and_types(rec):
         assert isinstance(ev, dict) and set(ev) == {"doc_id", "text"}
         assert isinstance(ev["doc_id"], str) and isinstance(ev["text"], str)
         assert ev["text"].strip()
+
+
+def check_answerability(rec: dict) -> None:
+    """An unanswerable record is tagged so and empty; an answerable one has evidence, key facts
+    and an answer."""
+    unanswerable = "unanswerable" in rec["tags"]
+    assert rec["answerable"] is (not unanswerable)
+    if unanswerable:
+        assert rec["tags"] in (["unanswerable"], ["unanswerable-entity", "unanswerable"])
+        assert rec["evidence"] == [] and rec["key_facts"] == [] and rec["answer"] == ""
+    else:
+        assert "unanswerable-entity" not in rec["tags"]
+        assert rec["evidence"] and rec["key_facts"] and rec["answer"].strip()
+
+
+@pytest.mark.parametrize("rec", RECORDS, ids=ids(RECORDS))
+def test_fields_and_types(rec):
+    check_shape(rec, r"q\d{3}")
 
 
 def test_ids_unique_and_sequential():
@@ -339,14 +357,7 @@ def test_reference_answer_states_key_facts(rec):
 
 @pytest.mark.parametrize("rec", RECORDS, ids=ids(RECORDS))
 def test_answerability_is_consistent(rec):
-    unanswerable = "unanswerable" in rec["tags"]
-    assert rec["answerable"] is (not unanswerable)
-    if unanswerable:
-        assert rec["tags"] in (["unanswerable"], ["unanswerable-entity", "unanswerable"])
-        assert rec["evidence"] == [] and rec["key_facts"] == [] and rec["answer"] == ""
-    else:
-        assert "unanswerable-entity" not in rec["tags"]
-        assert rec["evidence"] and rec["key_facts"] and rec["answer"].strip()
+    check_answerability(rec)
 
 
 @pytest.mark.parametrize("rec", tagged("multi"), ids=ids(tagged("multi")))
