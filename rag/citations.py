@@ -22,6 +22,8 @@ MARKER = re.compile(r"\[(?:extraits?\s*)?(\d+(?:\s*[,;et-]+\s*\d+)*)\]", re.IGNO
 # A marker as an answer carries it once `clean_markers` has run: [3]
 ONE_MARKER = re.compile(r"\[(\d+)\]")
 _SPACED_MARKER = re.compile(r"\s*" + ONE_MARKER.pattern)
+# a line holding nothing but markers (and the commas or full stop between them)
+_MARKERS_LINE = re.compile(r"[ \t]*\n\s*(?:\[\d+\][ \t,;.]*)+(?=\n|$)")
 
 SENTENCE_BREAK = r"(?<=[.!?])\s+"  # between two sentences of an answer
 
@@ -56,6 +58,8 @@ def clean_markers(text: str, valid: int) -> str:
         return "".join(f"[{n}]" for n in dict.fromkeys(kept))
 
     text = MARKER.sub(repl, text)
+    # a line of markers alone (« [1], [2], [3] » under a list) belongs to the line before it
+    text = _MARKERS_LINE.sub(lambda m: " " + "".join(f"[{n}]" for n in dict.fromkeys(ONE_MARKER.findall(m.group(0)))), text)
     # « phrase. [1] » -> « phrase [1]. »: a marker belongs to the sentence before it
     text = re.sub(r"([.!?])[ \t]*((?:\[\d+\])+)([.!?]?)", r" \2\1", text)  # « Inc. [1]. » ends once
     return re.sub(r"[ \t]+([.,;!?])", r"\1", re.sub(r"[ \t]{2,}", " ", text)).strip()

@@ -72,3 +72,12 @@ def test_repoint_moves_a_marker_and_keeps_the_lines():
             for i, t in enumerate(["Il pleut sur Lyon.", "Meta dépensera 65 milliards de dollars en IA."])]
     text = "Étapes :\n1. Meta dépensera 65 milliards [1].\n2. Il pleut sur Lyon [1]."
     assert repoint(text, hits) == "Étapes :\n1. Meta dépensera 65 milliards [2].\n2. Il pleut sur Lyon [1]."
+
+
+def test_a_line_of_markers_alone_joins_the_line_before_it():
+    # a small model closes a list with its sources on a line of their own
+    listed = "Étapes :\n1. Installez le paquet.\n2. Lancez-le.\n\n[1], [2], [3]"
+    assert clean_markers(listed, 3) == "Étapes :\n1. Installez le paquet.\n2. Lancez-le [1][2][3]."
+    assert clean_markers("Fin.\n[1, 9].\nSuite [2].", 3) == "Fin [1].\nSuite [2]."
+    # a line that says something after its marker is not one of them
+    assert clean_markers("Liste :\n[1] premier point.", 3) == "Liste :\n[1] premier point."
