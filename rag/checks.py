@@ -439,10 +439,9 @@ def _name_runs(text: str) -> list[str]:
 
 
 def _has_quantity(text: str) -> bool:
-    """Digits, a number word (« soixante ans », by text2num), or a word of quantity (« une dizaine »)."""
-    from text_to_num import alpha2digit
-
-    return bool(re.search(r"\d", alpha2digit(text, "fr"))) or bool(set(re.findall(r"\w+", fold(text))) & _QUANTITY_WORDS)
+    """Digits, a number word (« soixante ans », read by rag.text.number_forms), or a word of
+    quantity (« une dizaine »)."""
+    return bool(re.search(r"\d", text) or number_forms(text)) or bool(set(re.findall(r"\w+", fold(text))) & _QUANTITY_WORDS)
 
 
 def _only_percentages(text: str, question: str) -> bool:
