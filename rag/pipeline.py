@@ -142,8 +142,7 @@ class Pipeline:
         s = self.settings
         started = time.perf_counter()
         articles = {h.passage.doc_id: self.index.article(h.passage.doc_id).text for h in hits}
-        subjects = own_subjects(self.index)
-        draft = checks.Draft(raw, question, tuple(hits), p_refuse, articles, {d: subjects.get(d, frozenset()) for d in articles})
+        draft = checks.Draft(raw, question, tuple(hits), p_refuse, articles, own_subjects(self.index))
         stage = checks.standard(self.llm, s.prompts_dir, s.verify, s.min_p_yes, s.max_p_refuse,
                                 checks.RULES if not s.enforce_checks else s.rules)
         outcome = checks.run(draft, stage, s.enforce_checks)
